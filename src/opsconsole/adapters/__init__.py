@@ -1,0 +1,1 @@
+"""One module per external system. Async; expected failures come back as data."""

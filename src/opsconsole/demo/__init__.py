@@ -1,0 +1,1 @@
+"""The embedded demo environment: a real PostgreSQL and loopback simulators of the SaaS APIs."""

@@ -1,0 +1,1 @@
+"""Loopback simulators, one module per external service, built on `opsconsole.demo.sim`."""

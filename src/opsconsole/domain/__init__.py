@@ -1,0 +1,1 @@
+"""Plain data and ports. Never imports Textual, Rich or the UI."""

@@ -1,0 +1,26 @@
+"""Making untrusted text safe to show: no terminal control sequences survive."""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls except tab/newline, DEL and the C1 range (0x80-0x9f, which includes CSI 0x9b).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    return "␛" if ch == "\x1b" else f"\\x{ord(ch):02x}"
+
+
+def printable(text: str, *, single_line: bool = False, limit: int | None = None) -> str:
+    """Untrusted text with control characters made visible (ESC becomes ␛, others \\xNN).
+
+    The result is still to be rendered *without* markup: this only defuses terminal escapes.
+    """
+    out = _CONTROL.sub(_escape, text)
+    if single_line:
+        out = " ".join(out.split())
+    if limit is not None and len(out) > limit:
+        out = out[: max(0, limit - 1)] + "…"
+    return out
