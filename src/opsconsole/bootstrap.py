@@ -1,0 +1,64 @@
+"""Composition root: settings -> clients -> adapters -> Services.
+
+Adapter modules are imported inside the factory so that the console's first frame does not
+wait for SDK imports (twilio, psycopg, prometheus_client).
+"""
+
+from __future__ import annotations
+
+from opsconsole.domain.ports import Adapter, Check
+from opsconsole.services import Services
+from opsconsole.settings import Settings
+
+
+class _StatusPageAdapter:
+    """Owns the client of one public status page (no auth)."""
+
+    def __init__(self, check_id: str, system: str, title: str, url: str, timeout_s: float) -> None:
+        from opsconsole.adapters.http import new_client
+        from opsconsole.adapters.statuspage import StatusPageCheck
+
+        self.system = system
+        self._client = new_client(timeout_s=timeout_s)
+        self._check = StatusPageCheck(check_id, system, title, url, self._client, timeout_s)
+
+    def checks(self) -> list[Check]:
+        return [self._check]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def build_adapters(settings: Settings) -> list[Adapter]:
+    adapters: list[Adapter] = []
+    if settings.api is not None:
+        from opsconsole.adapters.api_health import ApiAdapter
+
+        adapters.append(ApiAdapter(settings))
+    if settings.vercel is not None:
+        from opsconsole.adapters.vercel import VercelAdapter
+
+        adapters.append(VercelAdapter(settings))
+    if settings.supabase is not None:
+        from opsconsole.adapters.supabase import SupabaseAdapter
+
+        adapters.append(SupabaseAdapter(settings))
+        adapters.append(_StatusPageAdapter("supabase.status_page", "supabase", "Supabase status page",
+                                           settings.supabase.status_url, settings.checks.timeout_s))
+        if settings.supabase.database_url is not None or settings.supabase.pooler_url is not None:
+            from opsconsole.adapters.postgres import PostgresAdapter
+
+            adapters.append(PostgresAdapter(settings))
+    if settings.n8n is not None:
+        from opsconsole.adapters.n8n import N8nAdapter
+
+        adapters.append(N8nAdapter(settings))
+    if settings.twilio is not None:
+        from opsconsole.adapters.twilio import TwilioAdapter
+
+        adapters.append(TwilioAdapter(settings))
+    return adapters
+
+
+def build_services(settings: Settings) -> Services:
+    return Services(settings, adapter_factory=build_adapters)

@@ -1,0 +1,178 @@
+"""The whole demo environment: PostgreSQL, pooler proxy, long-running sessions, simulators,
+and a generated config file that points the console at them (only the URLs differ from
+production). Everything started here is stopped by `stop()`, which is idempotent and also
+runs at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from opsconsole.demo.scenario import (
+    DEFAULT_SCENARIO,
+    N8N_WORKFLOWS,
+    PROJECT_REF,
+    SCENARIOS,
+    VERCEL_PROJECT_ID,
+    VERCEL_TEAM_ID,
+    DemoSecrets,
+)
+from opsconsole.demo.sim import FaultPlan, Simulator
+
+
+class DemoError(Exception):
+    """The demo environment could not start; the message says why and what to do."""
+
+
+class DemoEnvironment:
+    def __init__(self, scenario: str = DEFAULT_SCENARIO, *, read_only: bool = False,
+                 messages: int | None = None, sessions: bool = True, postgres: bool = True) -> None:
+        if scenario not in SCENARIOS:
+            raise DemoError(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+        self.scenario = scenario
+        self.read_only = read_only
+        self.messages = messages
+        self.with_sessions = sessions
+        self.with_postgres = postgres
+        self.secrets = DemoSecrets.for_scenario(scenario)
+        self.faults = FaultPlan()
+        self.sims: dict[str, Simulator] = {}
+        self.workdir: Path | None = None
+        self.config_path: Path | None = None
+        self.postgres: Any = None
+        self.pooler: Any = None
+        self.sessions: Any = None
+        self.ready_s: float | None = None
+        self._stopped = False
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> DemoEnvironment:
+        started = time.perf_counter()
+        atexit.register(self.stop)
+        try:
+            self.workdir = Path(tempfile.mkdtemp(prefix="opsconsole-demo-"))
+            os.chmod(self.workdir, 0o700)
+            self._start_sims()
+            if self.with_postgres:
+                self._start_postgres()
+            self.config_path = self._write_config()
+        except BaseException:
+            self.stop()
+            raise
+        self.ready_s = time.perf_counter() - started
+        return self
+
+    def _start_sims(self) -> None:
+        from opsconsole.demo.sims import api, n8n, statuspage, supabase, twilio, vercel
+
+        builders = {
+            "api": lambda: api.build(self.faults, self.scenario, self.secrets),
+            "vercel": lambda: vercel.build(self.faults, self.scenario, self.secrets),
+            "vercel-status": lambda: statuspage.build(self.faults, self.scenario, page="vercel"),
+            "supabase-status": lambda: statuspage.build(self.faults, self.scenario, page="supabase"),
+            "supabase-mgmt": lambda: supabase.build_management(self.faults, self.scenario, self.secrets),
+            "supabase-project": lambda: supabase.build_project(self.faults, self.scenario, self.secrets),
+            "n8n": lambda: n8n.build(self.faults, self.scenario, self.secrets),
+            "twilio": lambda: twilio.build(self.faults, self.scenario, self.secrets),
+        }
+        for name, build in builders.items():
+            sim = build()
+            sim.start()
+            self.sims[name] = sim
+
+    def _start_postgres(self) -> None:
+        from opsconsole.demo.pooler import PoolerProxy
+        from opsconsole.demo.postgres import DemoPostgres
+        from opsconsole.demo.seed import seed
+        from opsconsole.demo.sessions import LongRunningSessions
+
+        assert self.workdir is not None
+        self.postgres = DemoPostgres()
+        self.postgres.start()
+        kwargs: dict[str, Any] = {} if self.messages is None else {"messages": self.messages}
+        seed(self.postgres.admin_dsn, self.scenario, self.secrets, **kwargs)
+        self.pooler = PoolerProxy("127.0.0.1", self.postgres.port)
+        self.pooler.start()
+        if self.with_sessions:
+            self.sessions = LongRunningSessions(self.postgres, self.scenario, self.secrets)
+            self.sessions.start()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for closer in (self.sessions, self.pooler):
+            if closer is not None:
+                try:
+                    closer.close() if hasattr(closer, "close") else closer.stop()
+                except Exception:
+                    pass
+        for sim in self.sims.values():
+            try:
+                sim.stop()
+            except Exception:
+                pass
+        if self.postgres is not None:
+            try:
+                self.postgres.stop()
+            except Exception:
+                pass
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        try:
+            atexit.unregister(self.stop)
+        except Exception:
+            pass
+
+    def __enter__(self) -> DemoEnvironment:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- configuration ----------------------------------------------------------------
+    def config_data(self) -> dict[str, Any]:
+        s = self.secrets
+        url = {name: sim.base_url for name, sim in self.sims.items()}
+        data: dict[str, Any] = {
+            "environment": {"name": "production (demo)", "read_only": self.read_only},
+            "api": {"health_url": f"{url['api']}/health", "timeout_s": 5},
+            "vercel": {"api_url": url["vercel"], "project_id": VERCEL_PROJECT_ID, "team_id": VERCEL_TEAM_ID,
+                       "token": s.vercel_token, "status_url": url["vercel-status"]},
+            "supabase": {"project_ref": PROJECT_REF, "api_url": url["supabase-project"],
+                         "management_url": url["supabase-mgmt"], "status_url": url["supabase-status"],
+                         "access_token": s.supabase_access_token, "service_role_key": s.service_role_key},
+            "n8n": {"api_url": f"{url['n8n']}/api/v1", "api_key": s.n8n_api_key,
+                    "workflows": list(N8N_WORKFLOWS)},
+            "twilio": {"account_sid": s.twilio_account_sid, "auth_token": s.twilio_auth_token,
+                       "api_url": url["twilio"], "monitor_url": url["twilio"]},
+            "dlq": {"table": "public.dead_letter_messages",
+                    "requeue": {"kind": "table", "target": "public.campaign_queue"},
+                    "never_requeue_error_codes": [21610, 30004, 30005, 30006, 30007]},
+            # The demo's long queries start with the demo: a short threshold shows them at once.
+            "checks": {"interval_s": 5.0, "timeout_s": 5.0, "long_running_s": 10.0},
+        }
+        if self.postgres is not None:
+            data["supabase"]["database_url"] = self.postgres.dsn("ops", s.db_password)
+            data["supabase"]["pooler_url"] = self.postgres.dsn("ops", s.db_password, port=self.pooler.port)
+        assert self.workdir is not None
+        data["audit"] = {"path": str(self.workdir / "audit.jsonl")}
+        return data
+
+    def _write_config(self) -> Path:
+        assert self.workdir is not None
+        path = self.workdir / "config.toml"
+        text = ("# Generated by `opsconsole demo`: points the console at the embedded demo environment.\n"
+                "# The secrets are fake and only valid for the simulators.\n" + tomli_w.dumps(self.config_data()))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return path

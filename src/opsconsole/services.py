@@ -1,0 +1,207 @@
+"""Services: what the UI (and `opsconsole check`) receive. No Textual here.
+
+`CheckRunner` runs checks concurrently, each under its own deadline, and turns anything a
+check did not expect into an UNKNOWN result so one broken check never stops the others.
+`StatusBoard` keeps the latest result per check and a short latency history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from opsconsole.domain.models import SYSTEMS, CheckResult, Status, utcnow, worst
+from opsconsole.domain.ports import Adapter, Check
+from opsconsole.domain.text import printable
+from opsconsole.settings import Settings
+
+# Stable check ids (design.md), with their system and title, in display order.
+CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
+    ("api.health", "api", "API /health"),
+    ("vercel.deployment", "vercel", "Vercel production deployment"),
+    ("vercel.status_page", "vercel", "Vercel status page"),
+    ("supabase.status_page", "supabase", "Supabase status page"),
+    ("supabase.health", "supabase", "Supabase services"),
+    ("supabase.resources", "supabase", "Supabase CPU / memory / disk"),
+    ("supabase.pooler", "supabase", "Connection pooler (6543)"),
+    ("supabase.service_key", "supabase", "Service-role key"),
+    ("db.long_running", "db", "Long-running queries"),
+    ("n8n.executions", "n8n", "n8n sync executions"),
+    ("twilio.alerts", "twilio", "Twilio error alerts"),
+    ("dlq.depth", "dlq", "Dead-letter queue"),
+    ("backups.latest", "backups", "Latest backup"),
+)
+CHECK_IDS = tuple(c[0] for c in CHECK_CATALOG)
+
+
+@dataclass(frozen=True)
+class OffCheck:
+    """A check whose configuration section is absent: reported as 'not configured'."""
+
+    id: str
+    system: str
+    title: str
+    reason: str
+
+    async def run(self) -> CheckResult:
+        return CheckResult(self.id, self.system, self.title, Status.OFF, f"not configured: {self.reason}")
+
+
+class CheckRunner:
+    """Runs checks concurrently; a round lasts as long as the slowest check, not the sum."""
+
+    def __init__(self, checks: Iterable[Check], *, timeout_s: float) -> None:
+        self.checks: dict[str, Check] = {c.id: c for c in checks}
+        self.timeout_s = timeout_s
+
+    def select(self, only: Iterable[str] | None = None) -> list[Check]:
+        """Checks whose id or system is in `only` (all when None)."""
+        if not only:
+            return list(self.checks.values())
+        wanted = set(only)
+        return [c for c in self.checks.values() if c.id in wanted or c.system in wanted
+                or c.id.split(".")[0] in wanted]
+
+    async def run_one(self, check: Check) -> CheckResult:
+        started = time.perf_counter()
+        # A little slack over the adapters' own deadlines, so their clearer summaries win.
+        limit = self.timeout_s + 1.0
+        try:
+            async with asyncio.timeout(limit):
+                result = await check.run()
+        except TimeoutError:
+            return CheckResult(check.id, check.system, check.title, Status.FAIL,
+                               f"no answer within {limit:g} s (check timed out)",
+                               latency_ms=(time.perf_counter() - started) * 1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an adapter bug must not take down the round
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            where = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else ""
+            return CheckResult(check.id, check.system, check.title, Status.UNKNOWN,
+                               printable(f"check crashed: {type(exc).__name__}: {exc}{where}",
+                                         single_line=True, limit=240),
+                               latency_ms=(time.perf_counter() - started) * 1000)
+        if not isinstance(result, CheckResult):
+            return CheckResult(check.id, check.system, check.title, Status.UNKNOWN,
+                               f"check returned {type(result).__name__}, not a result")
+        return result
+
+    async def stream(self, checks: Iterable[Check]) -> AsyncIterator[CheckResult]:
+        """Results in completion order, so a slow check never delays the fast ones."""
+        tasks = [asyncio.create_task(self.run_one(c)) for c in checks]
+        try:
+            for fut in asyncio.as_completed(tasks):
+                yield await fut
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def run_all(self, only: Iterable[str] | None = None) -> list[CheckResult]:
+        selected = self.select(only)
+        results = await asyncio.gather(*(self.run_one(c) for c in selected))
+        order = {cid: i for i, cid in enumerate(CHECK_IDS)}
+        return sorted(results, key=lambda r: order.get(r.id, len(order)))
+
+
+@dataclass
+class StatusBoard:
+    """Latest result per check plus a latency history for sparklines."""
+
+    history_len: int = 60
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    latencies: dict[str, deque[float]] = field(default_factory=dict)
+
+    def record(self, result: CheckResult) -> None:
+        self.results[result.id] = result
+        if result.latency_ms is not None and result.status is not Status.OFF:
+            self.latencies.setdefault(result.id, deque(maxlen=self.history_len)).append(result.latency_ms)
+
+    def system_status(self, system: str) -> Status:
+        statuses = [r.status for r in self.results.values() if r.system == system]
+        if statuses and all(s is Status.OFF for s in statuses):
+            return Status.OFF
+        return worst(statuses)
+
+    def for_system(self, system: str) -> list[CheckResult]:
+        return [r for r in self.results.values() if r.system == system]
+
+    @staticmethod
+    def is_stale(result: CheckResult, interval_s: float, now: datetime) -> bool:
+        """Data older than two polling intervals is stale."""
+        return (now - result.checked_at).total_seconds() > 2 * interval_s
+
+
+class Services:
+    """The one object the UI receives: settings, adapters, the runner and the board.
+
+    Adapters are built on first use so the first frame is not delayed by SDK imports.
+    """
+
+    def __init__(self, settings: Settings, *, adapter_factory: Callable[[Settings], list[Adapter]],
+                 extra_checks: Callable[[Settings], list[Check]] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.board = StatusBoard()
+        self.clock = clock
+        self._adapter_factory = adapter_factory
+        self._extra_checks = extra_checks
+        self._adapters: list[Adapter] | None = None
+        self._runner: CheckRunner | None = None
+
+    @property
+    def systems(self) -> tuple[str, ...]:
+        return SYSTEMS
+
+    @property
+    def adapters(self) -> list[Adapter]:
+        if self._adapters is None:
+            self._adapters = self._adapter_factory(self.settings)
+        return self._adapters
+
+    @property
+    def runner(self) -> CheckRunner:
+        if self._runner is None:
+            checks: list[Check] = [c for a in self.adapters for c in a.checks()]
+            if self._extra_checks is not None:
+                checks.extend(self._extra_checks(self.settings))
+            have = {c.id for c in checks}
+            for cid, system, title in CHECK_CATALOG:
+                if cid not in have:
+                    checks.append(OffCheck(cid, system, title, _section_for(cid)))
+            order = {cid: i for i, cid in enumerate(CHECK_IDS)}
+            checks.sort(key=lambda c: order.get(c.id, len(order)))
+            self._runner = CheckRunner(checks, timeout_s=self.settings.checks.timeout_s)
+        return self._runner
+
+    def get_adapter(self, system: str) -> Adapter | None:
+        for adapter in self.adapters:
+            if adapter.system == system:
+                return adapter
+        return None
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters or []:
+            try:
+                await adapter.aclose()
+            except Exception:  # closing must never mask the real exit reason
+                pass
+
+
+def _section_for(check_id: str) -> str:
+    prefix = check_id.split(".")[0]
+    return {
+        "api": "[api] health_url",
+        "vercel": "[vercel]",
+        "supabase": "[supabase]",
+        "db": "[supabase] database_url",
+        "n8n": "[n8n]",
+        "twilio": "[twilio]",
+        "dlq": "[dlq] and [supabase] database_url",
+        "backups": "[supabase] access_token",
+    }.get(prefix, prefix)

@@ -1,0 +1,210 @@
+"""The console: header, status strip, six tabs, footer. Receives `Services`; does no I/O itself."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid
+from textual.content import Content
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from opsconsole.domain.models import SYSTEMS, CheckResult, Status
+from opsconsole.domain.ports import Check
+from opsconsole.runbooks.catalog import links
+from opsconsole.services import Services, StatusBoard
+from opsconsole.ui.commands import OpsCommands
+from opsconsole.ui.help import HelpScreen, key_label
+from opsconsole.ui.panes.base import Pane
+from opsconsole.ui.panes.tabs import TABS, ApiPane
+from opsconsole.ui.themes import DEFAULT_THEME, builtin_themes, user_themes
+from opsconsole.ui.widgets.status import StatusBadge
+
+
+class EnvHeader(Static):
+    """Environment name (danger-styled when production-like), READ-ONLY and PAUSED flags."""
+
+    DEFAULT_CSS = """
+    EnvHeader { height: 1; background: $panel; color: $text; padding: 0 1; text-style: bold; }
+    EnvHeader.-danger { background: $error; color: $text; }
+    """
+
+
+class OpsApp(App[None]):
+    """The on-call console."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "opsconsole"
+    COMMANDS = App.COMMANDS | {OpsCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("p", "toggle_pause", "Pause/resume"),
+        *[Binding(str(i), f"show_tab('{tab}')", label, show=False)
+          for i, (tab, label, _cls) in enumerate(TABS, start=1)],
+    ]
+
+    def __init__(self, services: Services, *, theme: str | None = None, live: bool = True,
+                 user_theme_dir: Path | None = None, read_only: bool | None = None) -> None:
+        super().__init__()
+        self.services = services
+        self.live = live
+        self.paused = False
+        self.read_only = services.settings.environment.read_only if read_only is None else read_only
+        self._in_flight: set[str] = set()
+        self._theme_problems: list[str] = []
+        for t in builtin_themes():
+            self.register_theme(t)
+        extra, problems = user_themes(user_theme_dir)
+        for t in extra:
+            self.register_theme(t)
+        self._theme_problems = [str(p) for p in problems]
+        wanted = theme or services.settings.ui.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self._theme_problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}. "
+                                        f"Available: {', '.join(sorted(self.available_themes))}")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+
+    @property
+    def board(self) -> StatusBoard:
+        return self.services.board
+
+    @property
+    def interval_s(self) -> float:
+        return self.services.settings.checks.interval_s
+
+    def compose(self) -> ComposeResult:
+        yield EnvHeader(self._header_text(), id="env-header",
+                        classes="-danger" if self.services.settings.environment.production_like else "")
+        with Grid(id="status-strip"):
+            for system in SYSTEMS:
+                yield StatusBadge(system, id=f"badge-{system}")
+        deep_links = links(self.services.settings)
+        with TabbedContent(id="tabs"):
+            for tab, label, cls in TABS:
+                with TabPane(label, id=f"tab-{tab}"):
+                    yield cls(deep_links, id=f"pane-{tab}")
+        yield Footer()
+
+    def _header_text(self) -> Content:
+        env = self.services.settings.environment
+        parts = [f"opsconsole · {env.name}"]
+        if self.read_only:
+            parts.append("READ-ONLY")
+        if self.paused:
+            parts.append("POLLING PAUSED (p resumes)")
+        return Content("  ·  ".join(parts))
+
+    def on_mount(self) -> None:
+        for problem in self._theme_problems:
+            self.notify(problem, title="Theme", severity="warning", markup=False)
+        # Show whatever is already known (snapshots, or results from before a restart).
+        for result in list(self.board.results.values()):
+            self._apply(result)
+        self.set_interval(1.0, self._tick)
+        if self.live:
+            self.call_after_refresh(self.action_refresh)
+            self.set_interval(self.interval_s, self._poll)
+
+    # -- polling ----------------------------------------------------------------------
+    def _poll(self) -> None:
+        if not self.paused:
+            self.action_refresh()
+
+    def action_refresh(self) -> None:
+        """Start every check that is not already running; each reports on its own."""
+        self.run_worker(self._start_round(), group="poll-round", exclusive=True, exit_on_error=False)
+
+    async def _start_round(self) -> None:
+        # Building adapters imports SDKs: off the event loop, so keys stay instant.
+        runner = await asyncio.to_thread(lambda: self.services.runner)
+        for check in runner.select():
+            if check.id in self._in_flight:
+                continue  # still waiting on a hung service: don't pile up requests
+            self._in_flight.add(check.id)
+            self.run_worker(self._run_check(check), group=f"check:{check.id}", exit_on_error=False)
+
+    async def _run_check(self, check: Check) -> None:
+        try:
+            result = await self.services.runner.run_one(check)
+        finally:
+            self._in_flight.discard(check.id)
+        self.board.record(result)
+        self._apply(result)
+
+    def _apply(self, result: CheckResult) -> None:
+        now = self.services.clock()
+        stale = StatusBoard.is_stale(result, self.interval_s, now)
+        for pane in self.query(Pane):
+            pane.show_result(result, now, stale)
+        if result.id == "api.health":
+            self.query_one(ApiPane).show_latencies(list(self.board.latencies.get("api.health", [])))
+        self._update_badge(result.system)
+
+    def _update_badge(self, system: str) -> None:
+        results = self.board.for_system(system)
+        now = self.services.clock()
+        badge = self.query_one(f"#badge-{system}", StatusBadge)
+        if not results:
+            badge.show(None, None, None, now, False)
+            return
+        status = self.board.system_status(system)
+        newest = max(r.checked_at for r in results)
+        oldest = min(r.checked_at for r in results if r.status is not Status.OFF) \
+            if any(r.status is not Status.OFF for r in results) else newest
+        latency = max((r.latency_ms for r in results if r.latency_ms is not None), default=None)
+        stale = (now - oldest).total_seconds() > 2 * self.interval_s
+        badge.show(status, latency, oldest if status is not Status.OFF else newest, now, stale)
+
+    def _tick(self) -> None:
+        now = self.services.clock()
+        for system in SYSTEMS:
+            self._update_badge(system)
+        for pane in self.query(Pane):
+            pane.tick(now, self.interval_s)
+
+    # -- actions ----------------------------------------------------------------------
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.query_one(EnvHeader).update(self._header_text())
+        self.notify("Polling paused: data will go stale. p resumes." if self.paused else "Polling resumed.",
+                    title="Polling")
+        if not self.paused:
+            self.action_refresh()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{tab}"
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        entries: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for key, active in self.active_bindings.items():
+            binding = active.binding
+            desc = binding.description or binding.action
+            if key in seen:
+                continue
+            seen.add(key)
+            entries.append((key, desc))
+        if "ctrl+p" not in seen:
+            entries.append(("ctrl+p", "Command palette"))
+        entries.sort(key=lambda kv: (len(key_label(kv[0])) > 1, key_label(kv[0]).lower()))
+        tab = self.query_one(TabbedContent).active.removeprefix("tab-")
+        self.push_screen(HelpScreen(entries, f"{tab} tab"))
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        event.stop()
+
+    async def on_unmount(self) -> None:
+        await self.services.aclose()
+
+    def describe_for_tests(self) -> dict[str, Any]:
+        return {"paused": self.paused, "in_flight": sorted(self._in_flight)}

@@ -1,0 +1,38 @@
+"""Command palette entries: tabs, refresh, pause (the palette also has Textual's themes)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from opsconsole.ui.app import OpsApp
+
+
+class OpsCommands(Provider):
+    def _commands(self) -> list[tuple[str, str, object]]:
+        from opsconsole.ui.panes.tabs import TABS
+
+        app: OpsApp = self.app  # type: ignore[assignment]
+        cmds: list[tuple[str, str, object]] = [
+            (f"Go to {label} tab", f"Show the {label} tab (key {i})", partial(app.action_show_tab, tab))
+            for i, (tab, label, _cls) in enumerate(TABS, start=1)
+        ]
+        cmds.append(("Refresh now", "Run every check now (key r)", app.action_refresh))
+        cmds.append(("Pause / resume polling", "Stop or restart the live checks (key p)",
+                     app.action_toggle_pause))
+        cmds.append(("Show keys", "Every key of the current screen (key ?)", app.action_help))
+        return cmds
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)  # type: ignore[arg-type]

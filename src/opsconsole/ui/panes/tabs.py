@@ -1,0 +1,81 @@
+"""The six tabs. Each shows the live status of its own systems and its runbook steps."""
+
+from __future__ import annotations
+
+
+from textual.app import ComposeResult
+from textual.content import Content
+from textual.widgets import Sparkline, Static
+
+from opsconsole.domain.models import CheckResult
+from opsconsole.ui.panes.base import Pane
+
+
+class ApiPane(Pane):
+    TAB_ID = "api"
+    CHECK_IDS = ("api.health", "vercel.deployment", "vercel.status_page")
+
+    DEFAULT_CSS = """
+    ApiPane #latency-label { color: $text-muted; height: 1; }
+    ApiPane Sparkline { height: 2; margin-bottom: 1; }
+    """
+
+    def compose_top(self) -> ComposeResult:
+        yield Static(Content("/health latency (last 60 polls): no data yet"), id="latency-label")
+        yield Sparkline([], summary_function=max, id="latency")
+
+    def show_latencies(self, values: list[float]) -> None:
+        self.query_one(Sparkline).data = values
+        if values:
+            ordered = sorted(values)
+            median = ordered[len(ordered) // 2]
+            label = (f"/health latency (last {len(values)} polls): now {values[-1]:.0f} ms · "
+                     f"median {median:.0f} ms · max {ordered[-1]:.0f} ms")
+            self.query_one("#latency-label", Static).update(Content(label))
+
+
+class DatabasePane(Pane):
+    TAB_ID = "database"
+    CHECK_IDS = ("supabase.pooler", "supabase.resources", "db.long_running", "supabase.health",
+                 "supabase.service_key", "supabase.status_page")
+
+
+class N8nPane(Pane):
+    TAB_ID = "n8n"
+    CHECK_IDS = ("n8n.executions",)
+
+
+class DlqPane(Pane):
+    TAB_ID = "dlq"
+    CHECK_IDS = ("dlq.depth", "twilio.alerts")
+
+
+class DeployPane(Pane):
+    TAB_ID = "deploy"
+    CHECK_IDS = ("vercel.deployment",)
+
+
+class BackupsPane(Pane):
+    TAB_ID = "backups"
+    CHECK_IDS = ("backups.latest",)
+
+
+# (tab id, label, pane class) in tab order; number keys 1..6 follow this order.
+TABS: tuple[tuple[str, str, type[Pane]], ...] = (
+    ("api", "API", ApiPane),
+    ("database", "Database", DatabasePane),
+    ("n8n", "n8n", N8nPane),
+    ("dlq", "Twilio DLQ", DlqPane),
+    ("deploy", "Deploy", DeployPane),
+    ("backups", "Backups", BackupsPane),
+)
+
+
+def panes_showing(result: CheckResult) -> list[str]:
+    return [tab for tab, _label, cls in TABS if result.id in cls.CHECK_IDS]
+
+
+__all__ = ["TABS", "ApiPane", "BackupsPane", "DatabasePane", "DeployPane", "DlqPane", "N8nPane",
+           "panes_showing"]
+
+

@@ -1,0 +1,101 @@
+"""Fakes for UI tests and snapshots: fixed results, a fixed clock, no I/O.
+
+Adapters themselves are never tested with these: they run against the demo simulators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opsconsole.domain.models import CheckResult, Status
+from opsconsole.domain.ports import Adapter, Check
+from opsconsole.services import CHECK_CATALOG, Services
+from opsconsole.settings import ChecksSettings, EnvironmentSettings, Settings
+
+NOW = datetime(2026, 11, 27, 3, 12, 9, tzinfo=UTC)
+
+
+@dataclass
+class FakeCheck:
+    id: str
+    system: str
+    title: str
+    status: Status = Status.OK
+    summary: str = "fine"
+    latency_ms: float | None = 42.0
+    details: Mapping[str, Any] = field(default_factory=dict)
+    age_s: float = 3.0
+    hang: bool = False
+    calls: int = 0
+
+    async def run(self) -> CheckResult:
+        self.calls += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        return CheckResult(self.id, self.system, self.title, self.status, self.summary, self.latency_ms,
+                           NOW - timedelta(seconds=self.age_s), self.details)
+
+
+@dataclass
+class FakeAdapter:
+    system: str
+    fake_checks: list[FakeCheck]
+    closed: bool = False
+
+    def checks(self) -> list[Check]:
+        return list(self.fake_checks)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
+    "api.health": (Status.FAIL, "HTTP 500 in 212 ms — database: down",
+                   {"http_status": 500, "components": {"database": "down", "twilio": "ok"}}),
+    "vercel.deployment": (Status.FAIL, "newest production deployment ERROR (a1b2c3d fix: pool size); "
+                          "serving dpl_7 (9f8e7d6) READY, 2h10m old", {
+                              "deployments": [
+                                  {"id": "dpl_8", "state": "ERROR", "sha": "a1b2c3d", "message": "fix: pool size",
+                                   "age": "12m"},
+                                  {"id": "dpl_7", "state": "READY", "sha": "9f8e7d6", "message": "feat: campaigns",
+                                   "age": "2h10m"}]}),
+    "vercel.status_page": (Status.OK, "All Systems Operational", {}),
+    "supabase.status_page": (Status.WARN, "Minor: Connection Pooler degraded_performance; 1 open incident "
+                             "[bold red]x[/] \x1b[31mred", {"indicator": "minor"}),
+    "supabase.health": (Status.OK, "db, pooler, rest, auth: ACTIVE_HEALTHY", {}),
+    "supabase.resources": (Status.FAIL, "CPU 94 % · memory 85 % · disk 70 % · connections 57/60",
+                           {"cpu_pct": 94.2, "mem_pct": 85.0}),
+    "supabase.pooler": (Status.OK, "select 1 in 12 ms via 127.0.0.1:6543", {}),
+    "supabase.service_key": (Status.WARN, "legacy service-role key expires in 5 days", {}),
+    "db.long_running": (Status.FAIL, "3 sessions over 60 s; longest 14m02s; 1 blocking chain", {
+        "sessions": [{"pid": 4242, "user": "service_worker", "duration_s": 842.0,
+                      "query": "select * from campaign_queue [/x]"}]}),
+    "n8n.executions": (Status.FAIL, "23 failed executions in the last hour; newest: Supabase: JWT expired", {}),
+    "twilio.alerts": (Status.FAIL, "41 error alerts in the last hour: 30008 ×29, 11200 ×7, 11217 ×5", {}),
+    "dlq.depth": (Status.FAIL, "2,911 waiting · 214 in the last 15 min", {"waiting": 2911, "last_15m": 214}),
+    "backups.latest": (Status.WARN, "newest completed backup 40h ago; PITR off", {}),
+}
+
+
+def fake_settings(name: str = "production", read_only: bool = False) -> Settings:
+    return Settings(environment=EnvironmentSettings(name=name, read_only=read_only),
+                    checks=ChecksSettings(interval_s=10, timeout_s=2, long_running_s=60))
+
+
+def fake_services(*, name: str = "production", read_only: bool = False, scenario: str = "incident",
+                  prefill: bool = True, hang: bool = False) -> Services:
+    checks: list[FakeCheck] = []
+    for cid, system, title in CHECK_CATALOG:
+        status, summary, details = INCIDENT[cid] if scenario == "incident" else (Status.OK, "fine", {})
+        checks.append(FakeCheck(cid, system, title, status, summary, 42.0, details, hang=hang))
+    adapters: list[Adapter] = [FakeAdapter("fake", checks)]
+    services = Services(fake_settings(name, read_only), adapter_factory=lambda _s: adapters, clock=lambda: NOW)
+    if prefill:
+        for c in checks:
+            services.board.record(CheckResult(c.id, c.system, c.title, c.status, c.summary, c.latency_ms,
+                                              NOW - timedelta(seconds=c.age_s), c.details))
+    return services

@@ -1,0 +1,181 @@
+"""Pilot tests of the shell: tabs, keys, help, pause, hostile text, hung checks."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import TabbedContent
+
+from opsconsole.domain.models import Status
+from opsconsole.ui.app import EnvHeader, OpsApp
+from opsconsole.ui.help import HelpScreen
+from opsconsole.ui.panes.base import Pane
+from opsconsole.ui.panes.tabs import TABS
+from opsconsole.ui.widgets.status import CheckCard, StatusBadge
+from tests.fakes import FakeCheck, fake_services
+
+
+def _text(widget: object) -> str:
+    return str(widget.render())  # type: ignore[attr-defined]
+
+
+async def test_number_keys_switch_through_every_tab() -> None:
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tabs = app.query_one(TabbedContent)
+        for i, (tab, _label, cls) in enumerate(TABS, start=1):
+            await pilot.press(str(i))
+            await pilot.pause()
+            assert tabs.active == f"tab-{tab}"
+            pane = app.query_one(f"#pane-{tab}", cls)
+            # every tab shows a card per check, each with a real result (no empty placeholder)
+            cards = list(pane.query(CheckCard))
+            assert cards and all(c.result is not None for c in cards)
+
+
+async def test_badges_show_worst_status_per_system() -> None:
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(100, 30)):
+        api = app.query_one("#badge-api", StatusBadge)
+        assert api.has_class("-fail") and "api" in _text(api)
+        backups = app.query_one("#badge-backups", StatusBadge)
+        assert backups.has_class("-warn")
+
+
+async def test_help_lists_every_key_of_the_screen() -> None:
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        keys = dict(app.screen.entries)
+        for key in ("q", "r", "p", "1", "6", "question_mark", "ctrl+p"):
+            assert key in keys, key
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_production_name_is_danger_styled_and_read_only_shown() -> None:
+    app = OpsApp(fake_services(name="prod-eu", read_only=True), live=False)
+    async with app.run_test(size=(100, 30)):
+        header = app.query_one(EnvHeader)
+        assert header.has_class("-danger")
+        assert "READ-ONLY" in _text(header)
+    app = OpsApp(fake_services(name="staging"), live=False)
+    async with app.run_test(size=(100, 30)):
+        assert not app.query_one(EnvHeader).has_class("-danger")
+
+
+async def test_hostile_text_is_rendered_literally() -> None:
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        card = app.query_one("#card-supabase-status_page", CheckCard)
+        summary = _text(card.query_one(".card-summary"))
+        assert "[bold red]x[/]" in summary
+        assert "\x1b" not in summary and "␛[31m" in summary
+
+
+async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
+    services = fake_services(prefill=False)
+    app = OpsApp(services, live=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert len(services.board.results) == 13
+        await pilot.press("p")
+        await pilot.pause()
+        assert app.paused and "PAUSED" in _text(app.query_one(EnvHeader))
+        fake = services.adapters[0].checks()[0]
+        assert isinstance(fake, FakeCheck)
+        before = fake.calls
+        app._poll()  # the timer firing while paused does nothing
+        await app.workers.wait_for_complete()
+        assert fake.calls == before
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert fake.calls == before + 1
+
+
+async def test_keys_stay_instant_while_every_check_hangs() -> None:
+    services = fake_services(prefill=False, hang=True)
+    app = OpsApp(services, live=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        for key, tab in zip("234561", ["database", "n8n", "dlq", "deploy", "backups", "api"], strict=True):
+            await pilot.press(key)
+            assert app.query_one(TabbedContent).active == f"tab-{tab}"
+        assert app.workers  # the checks are still hanging, yet every key was handled
+        # a second refresh does not pile more requests onto the hung services
+        calls = sum(c.calls for c in services.adapters[0].checks())  # type: ignore[attr-defined]
+        await pilot.press("r")
+        await pilot.pause()
+        assert sum(c.calls for c in services.adapters[0].checks()) == calls  # type: ignore[attr-defined]
+
+
+async def test_a_crashing_check_is_unknown_and_the_others_still_report() -> None:
+    services = fake_services(prefill=False)
+    checks = services.adapters[0].checks()
+
+    async def boom() -> None:
+        raise RuntimeError("adapter bug [/x]")
+
+    checks[0].run = boom  # type: ignore[method-assign]
+    app = OpsApp(services, live=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.is_running
+        crashed = services.board.results["api.health"]
+        assert crashed.status is Status.UNKNOWN and "adapter bug [/x]" in crashed.summary
+        assert len(services.board.results) == 13
+
+
+async def test_unknown_theme_falls_back_and_user_theme_loads(tmp_path: pytest.TempPathFactory) -> None:
+    folder = tmp_path / "themes"  # type: ignore[operator]
+    folder.mkdir()
+    (folder / "mine.toml").write_text('name = "mine"\nprimary = "#ff8800"\n')
+    (folder / "broken.toml").write_text('name = "broken"\nprimary = "not-a-colour"\n')
+    app = OpsApp(fake_services(), live=False, theme="mine", user_theme_dir=folder)
+    async with app.run_test(size=(100, 30)):
+        assert app.theme == "mine"
+        assert any("broken.toml" in p for p in app._theme_problems)
+    app = OpsApp(fake_services(), live=False, theme="nope")
+    async with app.run_test(size=(100, 30)):
+        assert app.theme == "opsconsole-dark"
+
+
+@pytest.mark.parametrize("theme", ["opsconsole-dark", "opsconsole-light", "opsconsole-contrast"])
+async def test_builtin_themes_render(theme: str) -> None:
+    app = OpsApp(fake_services(), live=False, theme=theme)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.theme == theme
+        assert app.query(Pane)
+
+
+async def test_no_color_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(80, 24)):
+        assert app.no_color
+
+
+async def test_command_palette_opens() -> None:
+    from textual.command import CommandPalette
+
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"Backups")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "tab-backups"
