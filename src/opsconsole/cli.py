@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from opsconsole.settings import Settings
 
 
+def _env_name(value: str) -> str:
+    from opsconsole.paths import check_env_name
+
+    return check_env_name(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="opsconsole",
@@ -29,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"opsconsole {__version__}")
     p.add_argument("--config", metavar="PATH", help="config file (default: $OPSCONSOLE_CONFIG or "
                    "<config dir>/config.toml; see `opsconsole config path`)")
-    p.add_argument("--env", metavar="NAME", help="use <config dir>/NAME.toml")
+    p.add_argument("--env", metavar="NAME", type=_env_name, help="use <config dir>/NAME.toml")
     p.add_argument("--read-only", action="store_true", help="refuse and hide every mutating action")
     p.add_argument("--theme", metavar="NAME", help="theme name (opsconsole-dark, opsconsole-light, "
                    "opsconsole-contrast, a Textual theme or one of yours)")
@@ -214,7 +220,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"config dir:   {paths.config_dir()}")
         print(f"themes dir:   {paths.user_themes_dir()}")
         print(f"state dir:    {paths.state_dir()}")
-        print(f"audit journal (default): {paths.default_audit_path('<environment>')}")
+        print(f"audit journal: {paths.state_dir() / 'audit' / '<environment name>.jsonl'} (unless [audit] path)")
         return 0
     if args.config_command == "init":
         target = Path(args.path).expanduser() if args.path else _config_path(args)
@@ -229,14 +235,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     path = _config_path(args)
     problems = config.check_config(path)
     errors = [p for p in problems if p.severity == "error"]
-    for p in problems:
-        print(str(p), file=sys.stderr if p.severity == "error" else sys.stdout)
     if not problems:
         print(f"{path}: OK")
-    elif not errors:
-        print(f"{path}: OK with {len(problems)} warning(s)")
-    else:
-        print(f"{path}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)", file=sys.stderr)
+        return 0
+    print(config.format_problems(problems), file=sys.stderr if errors else sys.stdout)
     return 1 if errors else 0
 
 

@@ -163,8 +163,10 @@ class DemoEnvironment:
         if self.postgres is not None:
             data["supabase"]["database_url"] = self.postgres.dsn("ops", s.db_password)
             data["supabase"]["pooler_url"] = self.postgres.dsn("ops", s.db_password, port=self.pooler.port)
-        assert self.workdir is not None
-        data["audit"] = {"path": str(self.workdir / "audit.jsonl")}
+        from opsconsole.paths import default_audit_path
+
+        # Kept after the demo stops: a drill's journal is worth reading afterwards.
+        data["audit"] = {"path": str(default_audit_path("demo"))}
         return data
 
     def _write_config(self) -> Path:
