@@ -77,6 +77,18 @@ def _host(url: str) -> str:
     return parts.netloc or url
 
 
+def _refused(exc: BaseException) -> bool:
+    """httpx wraps the OS error ('All connection attempts failed'): look down the chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or "refused" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("retry-after")
     if value is None:
@@ -223,8 +235,7 @@ async def _once(client: httpx.AsyncClient, url: str, *, service: str, credential
         return HttpOutcome(url=url, status_code=None, latency_ms=ms(), kind="timeout",
                            problem=f"{service} did not answer within {timeout_s:.1f} s")
     except httpx.ConnectError as exc:
-        text = str(exc).lower()
-        if "refused" in text or "errno 111" in text:
+        if _refused(exc):
             return HttpOutcome(url=url, status_code=None, latency_ms=ms(), kind="refused",
                                problem=f"{service} refused the connection at {_host(url)} — "
                                        "is the URL right and the service up?")

@@ -1,0 +1,301 @@
+"""Vercel: which deployment serves production, and did the newest one fail?
+
+Runbook steps "Check Vercel Dashboard", "Redeploy latest commit" and "Promote the previous
+working deployment" all start from the same picture: the current production deployment, the
+newest production attempt and the recent history. The token is resolved on every request so a
+rotated secret is picked up, and it never leaves the Authorization header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from opsconsole.adapters.http import HttpOutcome, fetch, new_client
+from opsconsole.adapters.statuspage import StatusPageCheck
+from opsconsole.domain.deploys import Deployment
+from opsconsole.domain.models import CheckResult, Status, utcnow
+from opsconsole.domain.ports import Check
+from opsconsole.domain.text import printable
+from opsconsole.settings import SecretError, Settings, VercelSettings
+
+SERVICE = "Vercel"
+DEPLOYMENTS_PATH = "/v6/deployments"  # /v7 has the same query and shape (apis.md §1)
+PROJECT_PATH = "/v9/projects/{project}"
+PAGE_MAX = 100  # Vercel's maximum `limit`
+RECENT = 10  # deployments listed in the check details
+STUCK_BUILD_S = 15 * 60  # a production build older than this is worth a warning
+
+_GIT_PREFIXES = ("github", "gitlab", "bitbucket")
+
+
+class VercelError(Exception):
+    """A Vercel call failed in an expected way; the message is safe to show (no secrets)."""
+
+    def __init__(self, message: str, status: Status = Status.FAIL) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _txt(value: Any, limit: int = 120) -> str:
+    return printable(str(value), single_line=True, limit=limit) if value not in (None, "") else ""
+
+
+def _git(meta: Mapping[str, Any], field: str) -> str:
+    for prefix in _GIT_PREFIXES:
+        value = meta.get(f"{prefix}Commit{field}")
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _when(raw: Mapping[str, Any]) -> datetime | None:
+    for key in ("createdAt", "created"):
+        value = raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000, UTC)
+    return None
+
+
+def parse_deployment(raw: Any) -> Deployment | None:
+    """A Deployment from a list item (`uid`), a v13 answer or `targets.production` (`id`)."""
+    if not isinstance(raw, Mapping):
+        return None
+    ident = raw.get("uid") or raw.get("id")
+    created = _when(raw)
+    if not isinstance(ident, str) or not ident or created is None:
+        return None
+    meta = raw.get("meta") if isinstance(raw.get("meta"), Mapping) else {}
+    assert isinstance(meta, Mapping)
+    creator = raw.get("creator") if isinstance(raw.get("creator"), Mapping) else {}
+    assert isinstance(creator, Mapping)
+    message = _git(meta, "Message").strip().splitlines()
+    rollback = raw.get("isRollbackCandidate")
+    substate = raw.get("readySubstate")
+    return Deployment(
+        id=_txt(ident, 60),
+        url=_txt(raw.get("url"), 200) or None,
+        state=_txt(raw.get("readyState") or raw.get("state") or "UNKNOWN", 20).upper(),
+        target=_txt(raw.get("target"), 30) or None,
+        created_at=created,
+        sha=_txt(_git(meta, "Sha"), 64),
+        message=printable(message[0], single_line=True, limit=120) if message else "",
+        ref=_txt(_git(meta, "Ref"), 100),
+        creator=_txt(creator.get("username") or creator.get("githubLogin") or creator.get("email")
+                     or creator.get("uid"), 60),
+        ready_substate=_txt(substate, 20) or None,
+        error_code=_txt(raw.get("errorCode"), 60),
+        error_message=_txt(raw.get("errorMessage"), 200),
+        inspector_url=_txt(raw.get("inspectorUrl"), 300) or None,
+        rollback_candidate=rollback if isinstance(rollback, bool) else None,
+    )
+
+
+def ago(seconds: float) -> str:
+    """Compact age for an 80-column summary: '40 s', '12 min', '3 h', '2 d'."""
+    s = int(seconds)
+    if s < 90:
+        return f"{s} s"
+    if s < 90 * 60:
+        return f"{s // 60} min"
+    if s < 48 * 3600:
+        return f"{s // 3600} h"
+    return f"{s // 86400} d"
+
+
+def _label(dep: Deployment) -> str:
+    """'a1b2c3d "Fix pool size" (main)' — or the id when the deployment has no git metadata."""
+    parts = [dep.short_sha or dep.id]
+    if dep.message:
+        parts.append(f'"{printable(dep.message, single_line=True, limit=50)}"')
+    if dep.ref:
+        parts.append(f"({printable(dep.ref, limit=30)})")
+    return " ".join(parts)
+
+
+class VercelAdapter:
+    """Vercel REST API for one project; one shared client (also used for the status page)."""
+
+    system = "vercel"
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.vercel is None:
+            raise ValueError("[vercel] is not configured")
+        self.settings: VercelSettings = settings.vercel
+        self.timeout_s = settings.checks.timeout_s
+        self.base_url = self.settings.api_url.rstrip("/")
+        self._client = new_client(timeout_s=self.timeout_s)
+        self._checks: list[Check] = [
+            VercelDeploymentCheck(self),
+            StatusPageCheck("vercel.status_page", "vercel", "Vercel status page", self.settings.status_url,
+                            self._client, self.timeout_s),
+        ]
+
+    def checks(self) -> list[Check]:
+        return list(self._checks)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- plumbing ------------------------------------------------------------------------
+    def token_problem(self, exc: SecretError) -> str:
+        hint = self.settings.token.hint
+        return f"Vercel token unavailable: {exc}" + ("" if hint in str(exc) else f" — check {hint}")
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+        if self.settings.team_id:
+            params["teamId"] = self.settings.team_id
+        return params
+
+    async def get(self, path: str, **params: Any) -> HttpOutcome:
+        """GET a Vercel path with team scope and the Bearer token. Raises SecretError only."""
+        headers = {"Authorization": f"Bearer {self.settings.token.reveal()}"}
+        return await fetch(self._client, self.base_url + path, service=SERVICE,
+                           credential=self.settings.token.hint, params=self._params(**params),
+                           headers=headers, timeout_s=self.timeout_s)
+
+    async def _page(self, *, limit: int, target: str | None, until: int | None,
+                    ) -> tuple[list[Deployment], int | None, HttpOutcome]:
+        outcome = await self.get(DEPLOYMENTS_PATH, projectId=self.settings.project_id, limit=limit,
+                                 target=target, until=until)
+        if outcome.problem is not None:
+            return [], None, outcome
+        data = outcome.data
+        items = data.get("deployments") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            bad = replace(outcome, kind="bad_shape",
+                          problem="Vercel answered without a deployments list — check [vercel] api_url")
+            return [], None, bad
+        pagination = data.get("pagination") if isinstance(data, dict) else None
+        nxt = pagination.get("next") if isinstance(pagination, dict) else None
+        deployments = [d for d in (parse_deployment(i) for i in items) if d is not None]
+        until = int(nxt) if isinstance(nxt, int | float) and not isinstance(nxt, bool) else None
+        return deployments, until, outcome
+
+    async def fetch_deployments(self, limit: int, *, target: str | None = None,
+                                page_size: int = PAGE_MAX) -> tuple[list[Deployment], HttpOutcome]:
+        """Newest first, following `pagination.next` (sent back as `until`) up to `limit`.
+
+        Failures come back as the failing outcome (empty list); raises SecretError only.
+        """
+        found: list[Deployment] = []
+        until: int | None = None
+        limit = max(1, limit)
+        page_size = max(1, min(page_size, PAGE_MAX))
+        while True:
+            page, nxt, outcome = await self._page(limit=min(page_size, limit - len(found)), target=target,
+                                                  until=until)
+            if outcome.problem is not None:
+                return [], outcome
+            found.extend(page)
+            if not page or nxt is None or len(found) >= limit or (until is not None and nxt >= until):
+                return found[:limit], outcome
+            until = nxt
+
+    async def list_deployments(self, limit: int = 20, *, target: str | None = None,
+                               page_size: int = PAGE_MAX) -> list[Deployment]:
+        """The project's newest deployments (all targets unless `target`). Raises VercelError."""
+        try:
+            found, outcome = await self.fetch_deployments(limit, target=target, page_size=page_size)
+        except SecretError as exc:
+            raise VercelError(self.token_problem(exc)) from None
+        if outcome.problem is not None:
+            raise VercelError(outcome.problem, outcome.status)
+        return found
+
+    async def current_production(self) -> tuple[dict[str, Any] | None, HttpOutcome]:
+        """`targets.production` of the project: the deployment serving production now."""
+        outcome = await self.get(PROJECT_PATH.format(project=quote(self.settings.project_id, safe="")))
+        if outcome.problem is not None:
+            return None, outcome
+        data = outcome.data
+        targets = data.get("targets") if isinstance(data, dict) else None
+        prod = targets.get("production") if isinstance(targets, dict) else None
+        return (prod if isinstance(prod, dict) else None), outcome
+
+
+class VercelDeploymentCheck:
+    """`vercel.deployment`: the current production deployment and the newest production attempt."""
+
+    id = "vercel.deployment"
+    system = "vercel"
+    title = "Vercel production deployment"
+
+    def __init__(self, adapter: VercelAdapter) -> None:
+        self.adapter = adapter
+
+    def _result(self, status: Status, summary: str, latency_ms: float | None,
+                details: Mapping[str, Any]) -> CheckResult:
+        return CheckResult(id=self.id, system=self.system, title=self.title, status=status, summary=summary,
+                           latency_ms=latency_ms,
+                           details={"project_id": self.adapter.settings.project_id, **details})
+
+    async def run(self) -> CheckResult:
+        try:
+            self.adapter.settings.token.reveal()  # fail once, before three calls would each fail
+            (prod_raw, project_out), (prods, prods_out), (recent, recent_out) = await asyncio.gather(
+                self.adapter.current_production(),
+                self.adapter.fetch_deployments(5, target="production"),
+                self.adapter.fetch_deployments(RECENT),
+            )
+        except SecretError as exc:
+            return self._result(Status.FAIL, self.adapter.token_problem(exc), None,
+                                {"credential": self.adapter.settings.token.hint})
+        outcomes = (project_out, prods_out, recent_out)
+        latency = max(o.latency_ms for o in outcomes)
+        for outcome in outcomes:
+            if outcome.problem is not None:
+                return self._result(outcome.status, outcome.problem, latency,
+                                    {"http_status": outcome.status_code, "error": outcome.kind})
+        return self._assess(prod_raw, prods, recent, latency)
+
+    def _assess(self, prod_raw: dict[str, Any] | None, prods: list[Deployment], recent: list[Deployment],
+                latency: float) -> CheckResult:
+        known = {d.id: d for d in (*recent, *prods)}
+        current = parse_deployment(prod_raw)
+        if current is not None:
+            current = known.get(current.id, current)
+        elif prods:  # no targets.production in the answer: best guess is the newest READY one
+            current = next((d for d in prods if d.state == "READY"), None)
+        newest = prods[0] if prods else current
+        current_id = current.id if current else None
+        details: dict[str, Any] = {
+            "current_id": current_id,
+            "current": current.to_dict() if current else None,
+            "newest_production": newest.to_dict() if newest else None,
+            "deployments": [d.to_dict(current_id=current_id) for d in recent],
+        }
+        now = utcnow()
+        if current is None or current.state != "READY":
+            what = "no READY production deployment" if current is None else \
+                f"production deployment {_label(current)} is {current.state}"
+            extra = f"; newest is {newest.state} {_label(newest)}, {ago(newest.age_s(now))} ago" \
+                if newest is not None and newest is not current else ""
+            return self._result(Status.FAIL, what + extra, latency, details)
+        serving = f"serving {_label(current)}, {ago(current.age_s(now))} old"
+        assert newest is not None
+        if newest.id == current.id:
+            return self._result(Status.OK, f"READY {_label(current)} · {ago(current.age_s(now))} ago",
+                                latency, details)
+        age = ago(newest.age_s(now))
+        if newest.failed:
+            error = newest.error_message or newest.error_code
+            why = f" — {error}" if error else ""
+            summary = (f"newest production deployment {newest.state} {age} ago: {_label(newest)}{why}; "
+                       f"still serving {current.short_sha or current.id} ({ago(current.age_s(now))} old)")
+            return self._result(Status.FAIL, summary, latency, details)
+        if newest.in_progress:
+            stuck = newest.age_s(now) > STUCK_BUILD_S
+            summary = f"{serving}; newer {_label(newest)} {newest.state} for {age}"
+            return self._result(Status.WARN if stuck else Status.OK, summary, latency, details)
+        if newest.state == "READY":
+            summary = (f"{serving}, but newer READY {_label(newest)} is not promoted "
+                       "(rolled back, or auto-promotion off?)")
+            return self._result(Status.WARN, summary, latency, details)
+        return self._result(Status.WARN, f"{serving}; newest production deployment is {newest.state}",
+                            latency, details)
