@@ -29,7 +29,11 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def make_legacy_jwt(ref: str, role: str, exp: int, secret: str = "demo-jwt-secret-not-real") -> str:
+# The demo project's JWT secret: signs the legacy keys and lets the simulator verify them.
+DEMO_JWT_SECRET = "demo-jwt-secret-not-real"
+
+
+def make_legacy_jwt(ref: str, role: str, exp: int, secret: str = DEMO_JWT_SECRET) -> str:
     """An HS256 JWT shaped like Supabase's legacy anon/service_role keys."""
     header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
     payload = _b64url(json.dumps({"iss": "supabase", "ref": ref, "role": role, "iat": exp - 10 * 365 * 86400,
