@@ -50,7 +50,6 @@ class FaultPlan:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, list[list[Any]]] = {}
-        self.released = threading.Event()  # set on stop: hung handlers return
 
     def set(self, service: str, fault: Fault) -> None:
         with self._lock:
@@ -169,6 +168,7 @@ class Simulator:
         self.requests: list[tuple[str, str]] = []  # (method, path) log for tests
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._released = threading.Event()  # set on stop: this simulator's hung handlers return
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
@@ -201,6 +201,7 @@ class Simulator:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
+        self._released.clear()
         server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         server.daemon_threads = True
         self._server = server
@@ -210,7 +211,7 @@ class Simulator:
         return self.base_url
 
     def stop(self) -> None:
-        self.faults.released.set()
+        self._released.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -269,11 +270,11 @@ class Simulator:
     def _apply_fault(self, h: BaseHTTPRequestHandler, fault: Fault) -> bool:
         """Apply `fault`; True when the response has been fully dealt with."""
         if fault.kind == "hang":
-            self.faults.released.wait(fault.delay_s or 3600)
+            self._released.wait(fault.delay_s or 3600)
             h.close_connection = True
             return True
         if fault.kind == "delay":
-            self.faults.released.wait(fault.delay_s)
+            self._released.wait(fault.delay_s)
             return False  # then answer normally
         if fault.kind == "reset":
             h.close_connection = True

@@ -1,0 +1,1 @@
+"""Adapter tests against the demo simulators (n8n, Twilio)."""
