@@ -55,7 +55,7 @@ def measure_keys_while_hung(env: DemoEnvironment) -> float:
         env.pooler.mode = "hang"
     proc = PtyProcess([sys.executable, "-m", "opsconsole", "--config", str(env.config_path)])
     try:
-        proc.read_until("production (demo)".encode())
+        proc.read_until(b"production (demo)")
         time.sleep(1.5)  # let the first round start and hang
         samples = []
         for i in range(KEYS):

@@ -19,7 +19,7 @@ from opsconsole.demo.environment import DemoEnvironment
 
 RUNS = 7
 # Painted by the header (the window title also says "opsconsole", so that would be too early).
-MARKER = "production (demo)".encode()
+MARKER = b"production (demo)"
 BARE = """
 from textual.app import App
 from textual.widgets import Static

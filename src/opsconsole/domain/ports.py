@@ -12,9 +12,14 @@ class Check(Protocol):
     """One live check. `run` must return a CheckResult for every expected failure
     (timeouts, HTTP errors, bad bodies); the runner turns anything else into UNKNOWN."""
 
-    id: str
-    system: str
-    title: str
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def system(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
 
     async def run(self) -> CheckResult: ...
 
@@ -26,7 +31,8 @@ class Closeable(Protocol):
 class Adapter(Protocol):
     """One external system: owns its client(s), offers its checks, closes on exit."""
 
-    system: str
+    @property
+    def system(self) -> str: ...
 
     def checks(self) -> list[Check]: ...
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.widgets import Sparkline, Static

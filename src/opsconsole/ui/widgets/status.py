@@ -27,7 +27,10 @@ class StatusBadge(Static):
     """`✖ api FAIL 212ms 4s`: status, latency and age of the data for one system."""
 
     DEFAULT_CSS = """
-    StatusBadge { width: 1fr; height: 1; padding: 0 0 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
+    StatusBadge {
+        width: 1fr; height: 1; padding: 0 0 0 1; background: $panel;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     StatusBadge.-ok { color: $success; }
     StatusBadge.-warn { color: $warning; text-style: bold; }
     StatusBadge.-fail { background: $error; color: $text; text-style: bold; }
@@ -85,7 +88,7 @@ class CheckCard(Vertical):
         yield Static(Content(f"… {self.title}: waiting for the first result"), classes="card-head")
         yield Static(Content(""), classes="card-summary")
         yield Static(Content(""), classes="card-facts")
-        table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True, show_cursor=True)
+        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, show_cursor=True)
         table.display = False
         yield table
 
@@ -116,7 +119,7 @@ class CheckCard(Vertical):
             Content(f"{GLYPH[r.status]} {LABEL[r.status]:<4}  {self.title}{tail}"))
 
     def _fill_table(self, items: list[dict[str, Any]]) -> None:
-        table: DataTable[str] = self.query_one(DataTable)
+        table: DataTable[Text] = self.query_one(DataTable)
         if not items:
             table.display = False
             return
