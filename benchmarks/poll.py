@@ -52,7 +52,7 @@ def measure_keys_while_hung(env: DemoEnvironment) -> float:
     assert env.config_path is not None
     env.faults.set("*", Fault(kind="hang", delay_s=600))
     if env.pooler is not None:
-        env.pooler.mode = "hang"
+        env.pooler.set_mode("hang")
     proc = PtyProcess([sys.executable, "-m", "opsconsole", "--config", str(env.config_path)])
     try:
         proc.read_until(b"production (demo)")

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,32 @@ from opsconsole.demo.scenario import (
     DemoSecrets,
 )
 from opsconsole.demo.sim import FaultPlan, Simulator
+
+WORKDIR_PREFIX = "opsconsole-demo-"
+OWNER_FILE = "owner.pid"
+
+
+def sweep_stale_workdirs() -> list[Path]:
+    """Remove work dirs of demos whose process died without cleaning up (e.g. SIGKILL).
+
+    Their postgres died with them (parent-death signal); only files are left.
+    """
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            pid = int((path / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 class DemoError(Exception):
@@ -58,8 +85,12 @@ class DemoEnvironment:
         started = time.perf_counter()
         atexit.register(self.stop)
         try:
-            self.workdir = Path(tempfile.mkdtemp(prefix="opsconsole-demo-"))
-            os.chmod(self.workdir, 0o700)
+            sweep_stale_workdirs()
+            self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+            (self.workdir / OWNER_FILE).write_text(f"{os.getpid()}\n")
+            # 0711: others may traverse (the postgres system user, when we run as root) but not list;
+            # the config inside is 0600.
+            os.chmod(self.workdir, 0o711)
             self._start_sims()
             if self.with_postgres:
                 self._start_postgres()
@@ -73,7 +104,7 @@ class DemoEnvironment:
     def _start_sims(self) -> None:
         from opsconsole.demo.sims import api, n8n, statuspage, supabase, twilio, vercel
 
-        builders = {
+        builders: dict[str, Callable[[], Simulator]] = {
             "api": lambda: api.build(self.faults, self.scenario, self.secrets),
             "vercel": lambda: vercel.build(self.faults, self.scenario, self.secrets),
             "vercel-status": lambda: statuspage.build(self.faults, self.scenario, page="vercel"),
@@ -95,12 +126,14 @@ class DemoEnvironment:
         from opsconsole.demo.sessions import LongRunningSessions
 
         assert self.workdir is not None
-        self.postgres = DemoPostgres()
+        self.postgres = DemoPostgres(base_dir=self.workdir)
         self.postgres.start()
         kwargs: dict[str, Any] = {} if self.messages is None else {"messages": self.messages}
         seed(self.postgres.admin_dsn, self.scenario, self.secrets, **kwargs)
         self.pooler = PoolerProxy("127.0.0.1", self.postgres.port)
         self.pooler.start()
+        if self.scenario == "incident":  # Supavisor struggling: the pooler check warns
+            self.pooler.set_mode("slow", delay_s=1.5)
         if self.with_sessions:
             self.sessions = LongRunningSessions(self.postgres, self.scenario, self.secrets)
             self.sessions.start()
@@ -161,8 +194,10 @@ class DemoEnvironment:
             "checks": {"interval_s": 5.0, "timeout_s": 5.0, "long_running_s": 10.0},
         }
         if self.postgres is not None:
-            data["supabase"]["database_url"] = self.postgres.dsn("ops", s.db_password)
-            data["supabase"]["pooler_url"] = self.postgres.dsn("ops", s.db_password, port=self.pooler.port)
+            from opsconsole.demo.seed import OWNER_ROLE, POOLER_ROLE
+
+            data["supabase"]["database_url"] = self.postgres.dsn(OWNER_ROLE, s.db_password)
+            data["supabase"]["pooler_url"] = self.postgres.dsn(POOLER_ROLE, s.db_password, port=self.pooler.port)
         from opsconsole.paths import default_audit_path
 
         # Kept after the demo stops: a drill's journal is worth reading afterwards.
