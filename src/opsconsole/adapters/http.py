@@ -136,7 +136,8 @@ def describe_status(service: str, code: int, *, credential: str | None, data: An
         return f"HTTP 403 from {service}: access forbidden — check that {cred} has the needed scope{own_txt}"
     if code == 404:
         path = urlsplit(url).path or "/"
-        return f"HTTP 404 from {service}: {printable(path, limit=80)} not found — check the configured URL and ids{own_txt}"
+        shown = printable(path, limit=80)
+        return f"HTTP 404 from {service}: {shown} not found — check the configured URL and ids{own_txt}"
     if code == 429:
         wait = f", retry after {retry_after:.0f} s" if retry_after is not None else ""
         return f"HTTP 429 from {service}: rate limited{wait}"
