@@ -32,6 +32,7 @@ import tomli_w
 from opsconsole import paths
 from opsconsole.domain.text import printable
 from opsconsole.settings import (
+    ActionsSettings,
     ApiSettings,
     AuditSettings,
     ChecksSettings,
@@ -87,6 +88,7 @@ SECTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "dlq": ("table", "requeue", "never_requeue_error_codes"),
     "audit": ("path",),
     "checks": ("interval_s", "timeout_s", "long_running_s"),
+    "actions": ("max_preview_age_s",),
     "ui": ("theme",),
 }
 """Every section and key the file may contain (design.md's contract plus [checks] and [ui])."""
@@ -714,6 +716,12 @@ def _checks(s: _Section) -> ChecksSettings:
     return ChecksSettings(interval_s=interval, timeout_s=timeout, long_running_s=long_running)
 
 
+def _actions(s: _Section) -> ActionsSettings:
+    d = ActionsSettings()
+    age = s.seconds("max_preview_age_s", d.max_preview_age_s)
+    return ActionsSettings(max_preview_age_s=age) if s.ok else d
+
+
 def _ui(s: _Section) -> UiSettings:
     theme = s.text("theme", 'a theme name, or "" for the built-in theme')
     return UiSettings(theme=theme.strip()) if s.ok else UiSettings()
@@ -752,6 +760,7 @@ def _build(r: _Reader, data: Mapping[str, Any]) -> Settings:
     dlq = optional("dlq", _dlq)
     audit = optional("audit", _audit) or AuditSettings()
     checks = optional("checks", _checks) or ChecksSettings()
+    actions = optional("actions", _actions) or ActionsSettings()
     ui = optional("ui", _ui) or UiSettings()
     return Settings(
         environment=environment,
@@ -763,6 +772,7 @@ def _build(r: _Reader, data: Mapping[str, Any]) -> Settings:
         dlq=dlq,
         audit=audit,
         checks=checks,
+        actions=actions,
         ui=ui,
         source=r.path,
     )
@@ -1145,6 +1155,18 @@ _TEMPLATE: tuple[tuple[str, str, tuple[_Entry, ...]], ...] = (
             ("interval_s", 10, "Seconds between two rounds of checks."),
             ("timeout_s", 8, "Seconds before a single check gives up (UNKNOWN); keep it below interval_s."),
             ("long_running_s", 60, "Queries running longer than this are flagged by db.long_running."),
+        ),
+    ),
+    (
+        "actions",
+        "Guarded actions (cancel/terminate queries, re-queue, ...).",
+        (
+            (
+                "max_preview_age_s",
+                30,
+                "An action is refused when the data its preview was built on is older than this;\n"
+                "refresh and confirm again.",
+            ),
         ),
     ),
     (

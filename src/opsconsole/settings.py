@@ -183,6 +183,13 @@ class ChecksSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionsSettings:
+    """Guarded actions (added beside design.md's keys): how fresh a preview must be."""
+
+    max_preview_age_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class UiSettings:
     theme: str = ""  # empty: the built-in dark theme
 
@@ -198,5 +205,6 @@ class Settings:
     dlq: DlqSettings | None = None
     audit: AuditSettings = field(default_factory=AuditSettings)
     checks: ChecksSettings = field(default_factory=ChecksSettings)
+    actions: ActionsSettings = field(default_factory=ActionsSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     source: Path | None = None  # the file these came from
