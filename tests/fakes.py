@@ -13,7 +13,7 @@ from typing import Any
 
 from opsconsole.domain.models import CheckResult, Status
 from opsconsole.domain.ports import Adapter, Check
-from opsconsole.services import CHECK_CATALOG, Services
+from opsconsole.services import CHECK_CATALOG, DetailRows, Services
 from opsconsole.settings import ChecksSettings, EnvironmentSettings, Settings
 
 NOW = datetime(2026, 11, 27, 3, 12, 9, tzinfo=UTC)
@@ -81,6 +81,23 @@ INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
 }
 
 
+class FakeServices(Services):
+    """Fixed detail views too, so snapshots of the Deploy and Backups tabs show data."""
+
+    async def deployments(self, limit: int = 20) -> DetailRows:
+        rows = [{"": "", "age": "12m", "state": "ERROR", "target": "production", "sha": "a1b2c3d",
+                 "message": "fix: pool size [/x]", "ref": "main"},
+                {"": "▶", "age": "2h10m", "state": "READY", "target": "production", "sha": "9f8e7d6",
+                 "message": "feat: campaigns", "ref": "main"}]
+        return DetailRows(rows=rows, fetched_at=NOW, latency_ms=48.0, note="▶ = serving production now")
+
+    async def backups(self) -> DetailRows:
+        rows = [{"id": 901, "status": "FAILED", "taken": "2026-11-26 11:12 UTC", "age": "16h00m"},
+                {"id": 900, "status": "COMPLETED", "taken": "2026-11-25 11:12 UTC", "age": "1d16h"}]
+        return DetailRows(rows=rows, fetched_at=NOW, latency_ms=31.0,
+                          note="PITR off: only the daily backups below can be restored")
+
+
 def fake_settings(name: str = "production", read_only: bool = False) -> Settings:
     return Settings(environment=EnvironmentSettings(name=name, read_only=read_only),
                     checks=ChecksSettings(interval_s=10, timeout_s=2, long_running_s=60))
@@ -93,7 +110,8 @@ def fake_services(*, name: str = "production", read_only: bool = False, scenario
         status, summary, details = INCIDENT[cid] if scenario == "incident" else (Status.OK, "fine", {})
         checks.append(FakeCheck(cid, system, title, status, summary, 42.0, details, hang=hang))
     adapters: list[Adapter] = [FakeAdapter("fake", checks)]
-    services = Services(fake_settings(name, read_only), adapter_factory=lambda _s: adapters, clock=lambda: NOW)
+    services = FakeServices(fake_settings(name, read_only), adapter_factory=lambda _s: adapters,
+                            clock=lambda: NOW)
     if prefill:
         for c in checks:
             services.board.record(CheckResult(c.id, c.system, c.title, c.status, c.summary, c.latency_ms,

@@ -11,12 +11,9 @@ looks at the machine it runs on (secrets resolvable, file permissions, audit dir
 from __future__ import annotations
 
 import contextlib
-import difflib
-import ipaddress
 import math
 import os
 import re
-import secrets as _random
 import shlex
 import stat
 import tomllib
@@ -250,6 +247,8 @@ def _describe_table(value: Mapping[str, object]) -> str:
 
 
 def _suggest(word: str, choices: Iterable[str], fmt: str = '"{}"') -> str:
+    import difflib  # only when there is a typo to explain
+
     match = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
     return f"did you mean {fmt.format(match[0])}?" if match else ""
 
@@ -258,6 +257,8 @@ def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
         return True
     try:
+        import ipaddress
+
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
@@ -1236,7 +1237,9 @@ def _atomic_write(path: Path, text: str, *, overwrite: bool) -> Path:
     if not overwrite and path.exists():
         raise ConfigExists(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.parent / f".{path.name}.{_random.token_hex(6)}.tmp"
+    import secrets
+
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:

@@ -11,7 +11,7 @@ import asyncio
 import time
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -137,6 +137,35 @@ class StatusBoard:
         return (now - result.checked_at).total_seconds() > 2 * interval_s
 
 
+@dataclass(frozen=True)
+class DetailRows:
+    """What a tab's detail view shows: records, or why there are none."""
+
+    rows: Sequence[Mapping[str, object]] = ()
+    problem: str | None = None
+    status: Status = Status.OK
+    fetched_at: datetime | None = None
+    latency_ms: float | None = None
+    note: str = ""
+
+    @classmethod
+    def off(cls, why: str) -> DetailRows:
+        return cls(problem=why, status=Status.OFF)
+
+    @classmethod
+    def failed(cls, why: str) -> DetailRows:
+        return cls(problem=why, status=Status.FAIL)
+
+
+def _age(now: datetime, then: datetime) -> str:
+    s = max(0, int((now - then).total_seconds()))
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
 class Services:
     """The one object the UI receives: settings, adapters, the runner and the board.
 
@@ -184,6 +213,54 @@ class Services:
             if adapter.system == system:
                 return adapter
         return None
+
+    # -- detail views: richer data than a check, fetched only while its tab is visible --------
+    async def deployments(self, limit: int = 20) -> DetailRows:
+        """Recent deployments for the Deploy tab, newest first, the current one marked."""
+        adapter = self.get_adapter("vercel")
+        if adapter is None:
+            return DetailRows.off("not configured: [vercel]")
+        from opsconsole.adapters.vercel import VercelAdapter
+
+        assert isinstance(adapter, VercelAdapter)
+        started = time.perf_counter()
+        try:
+            found, outcome = await adapter.fetch_deployments(limit)
+            current, _ = await adapter.current_production()
+        except Exception as exc:  # SecretError and adapter bugs alike: shown, not raised
+            return DetailRows.failed(printable(f"{type(exc).__name__}: {exc}", single_line=True, limit=200))
+        if outcome.problem is not None:
+            return DetailRows.failed(outcome.problem)
+        current_id = (current or {}).get("id")
+        now = self.clock()
+        rows = [{"": "▶" if d.id == current_id else "", "age": _age(now, d.created_at), "state": d.state,
+                 "target": d.target or "preview", "sha": d.short_sha, "message": d.message, "ref": d.ref,
+                 "creator": d.creator, "id": d.id} for d in found]
+        return DetailRows(rows=rows, fetched_at=now, latency_ms=(time.perf_counter() - started) * 1000,
+                          note="▶ = serving production now")
+
+    async def backups(self) -> DetailRows:
+        """Backups and the PITR window for the Backups tab."""
+        adapter = self.get_adapter("supabase")
+        if adapter is None:
+            return DetailRows.off("not configured: [supabase]")
+        from opsconsole.adapters.supabase import SupabaseAdapter
+
+        assert isinstance(adapter, SupabaseAdapter)
+        listing = await adapter.list_backups()
+        if listing.inventory is None:
+            return DetailRows.failed(listing.problem or "no backup inventory")
+        inv = listing.inventory
+        now = self.clock()
+        rows = [{"id": b.id, "status": b.status, "taken": b.inserted_at.strftime("%Y-%m-%d %H:%M UTC"),
+                 "age": _age(now, b.inserted_at), "kind": "physical" if b.is_physical else "logical"}
+                for b in inv.backups]
+        if inv.pitr_enabled and inv.pitr_window is not None and inv.pitr_window.earliest and inv.pitr_window.latest:
+            note = (f"PITR on: restorable from {inv.pitr_window.earliest:%Y-%m-%d %H:%M} to "
+                    f"{inv.pitr_window.latest:%Y-%m-%d %H:%M} UTC")
+        else:
+            note = "PITR off: only the daily backups below can be restored"
+        return DetailRows(rows=rows, fetched_at=now, latency_ms=listing.latency_ms, note=f"{inv.region} · {note}")
 
     async def aclose(self) -> None:
         for adapter in self._adapters or []:

@@ -15,7 +15,7 @@ class SecretError(Exception):
     """A secret could not be resolved. The message names the source, never the value."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Secret:
     """A credential from `{env=NAME}`, `{file=PATH}` or a literal. Never printed.
 
@@ -97,7 +97,7 @@ class Secret:
         return cls(kind="file", ref=path)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EnvironmentSettings:
     name: str = "production"
     read_only: bool = False
@@ -108,13 +108,13 @@ class EnvironmentSettings:
         return any(word in low for word in ("prod", "live", "prd"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ApiSettings:
     health_url: str
     timeout_s: float = 5.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VercelSettings:
     project_id: str
     token: Secret
@@ -123,7 +123,7 @@ class VercelSettings:
     status_url: str = "https://www.vercel-status.com"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SupabaseSettings:
     project_ref: str
     api_url: str = ""  # derived from project_ref when empty
@@ -139,14 +139,14 @@ class SupabaseSettings:
         return (self.api_url or f"https://{self.project_ref}.supabase.co").rstrip("/")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class N8nSettings:
     api_url: str
     api_key: Secret
     workflows: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TwilioSettings:
     account_sid: Secret
     auth_token: Secret
@@ -154,26 +154,26 @@ class TwilioSettings:
     monitor_url: str = "https://monitor.twilio.com"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RequeueTarget:
     kind: str = "table"  # "table" | "pgmq"
     target: str = "public.campaign_queue"  # table name when kind == "table"
     queue: str = ""  # queue name when kind == "pgmq"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DlqSettings:
     table: str = "public.dead_letter_messages"
     requeue: RequeueTarget = field(default_factory=RequeueTarget)
     never_requeue_error_codes: tuple[int, ...] = (21610, 30004, 30005, 30006, 30007)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AuditSettings:
     path: str = ""  # empty: platformdirs user_state_dir/audit/<environment>.jsonl
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ChecksSettings:
     """Polling and thresholds (not in design.md's list; added, not renamed)."""
 
@@ -182,19 +182,19 @@ class ChecksSettings:
     long_running_s: float = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ActionsSettings:
     """Guarded actions (added beside design.md's keys): how fresh a preview must be."""
 
     max_preview_age_s: float = 30.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class UiSettings:
     theme: str = ""  # empty: the built-in dark theme
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Settings:
     environment: EnvironmentSettings = field(default_factory=EnvironmentSettings)
     api: ApiSettings | None = None

@@ -179,3 +179,36 @@ async def test_command_palette_opens() -> None:
         await pilot.pause()
         await pilot.pause()
         assert app.query_one(TabbedContent).active == "tab-backups"
+
+
+async def test_detail_view_polls_only_while_its_tab_is_visible() -> None:
+    from opsconsole.services import DetailRows
+    from opsconsole.ui.panes.tabs import DeployPane
+    from tests.fakes import NOW
+
+    services = fake_services()
+    calls: list[int] = []
+
+    async def deployments(limit: int = 20) -> DetailRows:
+        calls.append(limit)
+        return DetailRows(rows=[{"state": "READY", "message": "[b]not bold[/b]"}], fetched_at=NOW)
+
+    services.deployments = deployments  # type: ignore[method-assign]
+    app = OpsApp(services, live=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert calls == []  # Deploy tab hidden: no detail fetch
+        await pilot.press("5")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        pane = app.query_one(DeployPane)
+        assert pane.active and len(calls) == 1
+        await pilot.press("1")
+        await pilot.pause()
+        assert not pane.active
+        pane.refresh_detail()  # the timer firing while hidden does nothing
+        await app.workers.wait_for_complete()
+        assert len(calls) == 1
+        await pilot.press("5")
+        await app.workers.wait_for_complete()
+        assert len(calls) == 2

@@ -11,6 +11,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.content import Content
+from textual.lazy import Lazy
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from opsconsole.domain.models import SYSTEMS, CheckResult, Status
@@ -89,7 +90,9 @@ class OpsApp(App[None]):
         with TabbedContent(id="tabs"):
             for tab, label, cls in TABS:
                 with TabPane(label, id=f"tab-{tab}"):
-                    yield cls(deep_links, id=f"pane-{tab}")
+                    pane = cls(deep_links, id=f"pane-{tab}")
+                    # Panes are built right after the first frame: header, badges and tabs paint first.
+                    yield Lazy(pane)
         yield Footer()
 
     def _header_text(self) -> Content:
@@ -122,6 +125,9 @@ class OpsApp(App[None]):
         self.run_worker(self._start_round(), group="poll-round", exclusive=True, exit_on_error=False)
 
     async def _start_round(self) -> None:
+        for pane in self.query(Pane):
+            if pane.active:
+                pane.refresh_detail()
         # Building adapters imports SDKs: off the event loop, so keys stay instant.
         runner = await asyncio.to_thread(lambda: self.services.runner)
         for check in runner.select():
@@ -144,8 +150,17 @@ class OpsApp(App[None]):
         for pane in self.query(Pane):
             pane.show_result(result, now, stale)
         if result.id == "api.health":
-            self.query_one(ApiPane).show_latencies(list(self.board.latencies.get("api.health", [])))
+            for api_pane in self.query(ApiPane):
+                api_pane.show_latencies(list(self.board.latencies.get("api.health", [])))
         self._update_badge(result.system)
+
+    def replay_into(self, pane: Pane) -> None:
+        """A pane mounted late (lazily) catches up with what is already known."""
+        now = self.services.clock()
+        for result in list(self.board.results.values()):
+            pane.show_result(result, now, StatusBoard.is_stale(result, self.interval_s, now))
+        if isinstance(pane, ApiPane):
+            pane.show_latencies(list(self.board.latencies.get("api.health", [])))
 
     def _update_badge(self, system: str) -> None:
         results = self.board.for_system(system)
@@ -199,9 +214,15 @@ class OpsApp(App[None]):
         tab = self.query_one(TabbedContent).active.removeprefix("tab-")
         self.push_screen(HelpScreen(entries, f"{tab} tab"))
 
+    def is_tab_active(self, tab: str) -> bool:
+        return self.query_one(TabbedContent).active == f"tab-{tab}"
+
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         event.stop()
+        active = self.query_one(TabbedContent).active
+        for pane in self.query(Pane):
+            pane.set_active(active == f"tab-{pane.TAB_ID}")
 
     async def on_unmount(self) -> None:
         await self.services.aclose()

@@ -12,7 +12,8 @@ from textual.widgets import Static
 
 from opsconsole.domain.models import CheckResult
 from opsconsole.runbooks.catalog import steps_for_tab
-from opsconsole.services import CHECK_CATALOG
+from opsconsole.services import CHECK_CATALOG, DetailRows, Services
+from opsconsole.ui.widgets.detail import DetailView
 from opsconsole.ui.widgets.status import CheckCard
 
 _TITLES = {cid: title for cid, _system, title in CHECK_CATALOG}
@@ -28,6 +29,9 @@ class Pane(VerticalScroll):
 
     TAB_ID: ClassVar[str] = ""
     CHECK_IDS: ClassVar[tuple[str, ...]] = ()
+    # A detail view (richer than the checks) polled only while the tab is visible.
+    DETAIL_TITLE: ClassVar[str] = ""
+    DETAIL_INTERVAL_S: ClassVar[float] = 0.0
 
     DEFAULT_CSS = """
     Pane { padding: 0 1; }
@@ -37,15 +41,57 @@ class Pane(VerticalScroll):
     def __init__(self, links: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.links = links or {}
+        self.active = False
+        self.detail_fetches = 0
 
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
+        if self.DETAIL_TITLE:
+            yield DetailView(self.DETAIL_TITLE, id=f"detail-{self.TAB_ID}")
         for cid in self.CHECK_IDS:
             yield CheckCard(cid, _TITLES.get(cid, cid), id=card_id(cid))
         yield Static(self.runbook_text(), classes="runbook")
 
     def compose_top(self) -> ComposeResult:
         yield from ()
+
+    def on_mount(self) -> None:
+        replay = getattr(self.app, "replay_into", None)
+        if replay is not None:
+            replay(self)
+        if self.DETAIL_TITLE:
+            if getattr(self.app, "live", False):
+                self._detail_timer = self.set_interval(self.DETAIL_INTERVAL_S, self.refresh_detail, pause=True)
+            is_active = getattr(self.app, "is_tab_active", None)
+            self.set_active(bool(is_active and is_active(self.TAB_ID)))
+
+    def set_active(self, active: bool) -> None:
+        """Detail polling runs only while the tab is visible (the status strip keeps polling)."""
+        was_active, self.active = self.active, active
+        timer = getattr(self, "_detail_timer", None)
+        if timer is None:
+            if active and not was_active:
+                self.refresh_detail()  # not live: load once when shown, never poll
+            return
+        if active:
+            timer.resume()
+            self.refresh_detail()
+        else:
+            timer.pause()
+
+    def refresh_detail(self) -> None:
+        if self.DETAIL_TITLE and self.active:
+            self.run_worker(self._load_detail(), group=f"detail-{self.TAB_ID}", exclusive=True,
+                            exit_on_error=False)
+
+    async def _load_detail(self) -> None:
+        services: Services = self.app.services  # type: ignore[attr-defined]
+        self.detail_fetches += 1
+        data = await self.load_detail(services)
+        self.query_one(DetailView).show(data, services.clock(), self.DETAIL_INTERVAL_S)
+
+    async def load_detail(self, services: Services) -> DetailRows:
+        return DetailRows.off("no detail view")
 
     def runbook_text(self) -> Content:
         lines = ["Runbook"]

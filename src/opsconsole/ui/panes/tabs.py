@@ -7,6 +7,7 @@ from textual.content import Content
 from textual.widgets import Sparkline, Static
 
 from opsconsole.domain.models import CheckResult
+from opsconsole.services import DetailRows, Services
 from opsconsole.ui.panes.base import Pane
 
 
@@ -21,10 +22,14 @@ class ApiPane(Pane):
 
     def compose_top(self) -> ComposeResult:
         yield Static(Content("/health latency (last 60 polls): no data yet"), id="latency-label")
-        yield Sparkline([], summary_function=max, id="latency")
+        spark = Sparkline([], summary_function=max, id="latency")
+        spark.display = False
+        yield spark
 
     def show_latencies(self, values: list[float]) -> None:
-        self.query_one(Sparkline).data = values
+        spark = self.query_one(Sparkline)
+        spark.data = values
+        spark.display = len(values) >= 2  # one point would draw a misleading full bar
         if values:
             ordered = sorted(values)
             median = ordered[len(ordered) // 2]
@@ -52,11 +57,21 @@ class DlqPane(Pane):
 class DeployPane(Pane):
     TAB_ID = "deploy"
     CHECK_IDS = ("vercel.deployment",)
+    DETAIL_TITLE = "Recent deployments"
+    DETAIL_INTERVAL_S = 15.0
+
+    async def load_detail(self, services: Services) -> DetailRows:
+        return await services.deployments(20)
 
 
 class BackupsPane(Pane):
     TAB_ID = "backups"
     CHECK_IDS = ("backups.latest",)
+    DETAIL_TITLE = "Backups"
+    DETAIL_INTERVAL_S = 60.0
+
+    async def load_detail(self, services: Services) -> DetailRows:
+        return await services.backups()
 
 
 # (tab id, label, pane class) in tab order; number keys 1..6 follow this order.

@@ -88,9 +88,8 @@ class CheckCard(Vertical):
         yield Static(Content(f"… {self.title}: waiting for the first result"), classes="card-head")
         yield Static(Content(""), classes="card-summary")
         yield Static(Content(""), classes="card-facts")
-        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, show_cursor=True)
-        table.display = False
-        yield table
+        # The DataTable is mounted only when a result has records: it is the costliest widget
+        # here, and most cards never need one (keeps the first frame fast).
 
     def show(self, result: CheckResult, now: datetime, stale: bool) -> None:
         first = self.result is None or self.result.checked_at != result.checked_at
@@ -119,10 +118,16 @@ class CheckCard(Vertical):
             Content(f"{GLYPH[r.status]} {LABEL[r.status]:<4}  {self.title}{tail}"))
 
     def _fill_table(self, items: list[dict[str, Any]]) -> None:
-        table: DataTable[Text] = self.query_one(DataTable)
+        tables = self.query(DataTable)
         if not items:
-            table.display = False
+            for existing in tables:
+                existing.display = False
             return
+        if tables:
+            table: DataTable[Text] = tables.first()
+        else:
+            table = DataTable(cursor_type="row", zebra_stripes=True, show_cursor=True)
+            self.mount(table)
         columns = list(items[0].keys())[:8]
         cursor = table.cursor_row
         if [str(c.label) for c in table.columns.values()] != columns:
