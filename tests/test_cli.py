@@ -52,7 +52,7 @@ def test_version_and_help_for_every_command() -> None:
     out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.startswith("opsconsole ")
     for cmd in ([], ["demo"], ["demo", "serve"], ["check"], ["config"], ["config", "init"],
-                ["config", "check"], ["config", "path"]):
+                ["config", "check"], ["config", "path"], ["timeline"]):
         res = run_cli(*cmd, "--help")
         assert res.returncode == 0, (cmd, res.stderr)
         assert "usage: opsconsole" in res.stdout

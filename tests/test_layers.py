@@ -12,7 +12,7 @@ import opsconsole
 
 CORE = ("opsconsole.domain", "opsconsole.adapters", "opsconsole.runbooks", "opsconsole.config",
         "opsconsole.settings", "opsconsole.services", "opsconsole.bootstrap", "opsconsole.paths",
-        "opsconsole.demo")
+        "opsconsole.demo", "opsconsole.audit", "opsconsole.actions")
 FORBIDDEN = ("textual", "rich", "opsconsole.ui")
 SRC = Path(opsconsole.__file__).parent
 

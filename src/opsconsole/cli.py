@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON in the documented format")
     check.add_argument("--only", metavar="SYSTEM[,SYSTEM]", help="only these systems or check ids")
 
+    timeline = sub.add_parser("timeline", help="the incident timeline from the audit journal",
+                              description="Print the audit journal as an incident timeline: Markdown a "
+                                          "postmortem can start from, or the raw JSONL events.")
+    timeline.add_argument("--since", metavar="DURATION", help="only events newer than this, e.g. 90s, 30m, 2h, 1d")
+    timeline.add_argument("--format", choices=("md", "jsonl"), default="md", help="md (default) or jsonl")
+
     config = sub.add_parser("config", help="write a template, validate, or show paths",
                             description="Manage the configuration file.")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -242,8 +248,27 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from opsconsole.audit import JournalError, render_timeline
+
+    settings = _load(args)
+    if settings is None:
+        return 2
+    try:
+        print(render_timeline(settings, since=args.since, fmt=args.format), end="")
+    except ValueError as exc:
+        _err(f"opsconsole timeline: {exc}")
+        return 2
+    except JournalError as exc:
+        _err(str(exc))
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "timeline":
+        return cmd_timeline(args)
     if args.command == "demo":
         return cmd_demo(args)
     if args.command == "check":
