@@ -13,6 +13,10 @@ Connections:
   so a sick database cannot make the console hang. A broken connection is replaced, once per
   round, transparently. No pool library: two checks do not need one.
 
+`PostgresAdapter.activity()` (the Database tab's live, pg_activity-like view) reads every client
+backend but the console's own session on the same shared session; a failure is an
+`ActivitySnapshot` with `error` set, never an exception.
+
 Every expected failure (refused, timeout, wrong password, unknown role/tenant, missing table,
 missing privilege, statement timeout) becomes a CheckResult with a summary that says what to do;
 no DSN or password ever reaches a summary, a detail or a log line.
@@ -47,6 +51,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
+from opsconsole.domain.db import ActivitySnapshot, Backend
 from opsconsole.domain.models import CheckResult, Status, utcnow
 from opsconsole.domain.ports import Check
 from opsconsole.domain.text import printable
@@ -203,6 +208,13 @@ def _dur(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+# Public names for the other database users (operator locks, database actions).
+ConfigProblem = _ConfigProblem
+reveal_dsn = _reveal
+first_line = _first_line
+format_duration = _dur
+
+
 def _count(n: int) -> str:
     return f"≥{COUNT_CAP:,}" if n >= COUNT_CAP else f"{n:,}"
 
@@ -276,6 +288,57 @@ HIDDEN_SQL = """
 select count(*) as hidden from pg_stat_activity
 where backend_type is null and usename is not null and datid is not null and pid <> pg_backend_pid()
 """
+
+
+# -- activity (the Database tab) --------------------------------------------------------------
+
+ACTIVITY_QUERY_LIMIT = 2000
+ACTIVITY_MAX_ROWS = 1000
+
+# Every visible client backend but our own session. Duration: from query_start when active,
+# else from the last state change (how long it has been idle / idle in transaction).
+ACTIVITY_SQL = """
+select a.pid, coalesce(a.usename, '') as usename, coalesce(a.datname, '') as datname,
+       coalesce(a.application_name, '') as application_name,
+       coalesce(host(a.client_addr), 'local') as client,
+       coalesce(a.state, '') as state, a.backend_type, a.backend_start, a.xact_start, a.query_start,
+       a.state_change,
+       extract(epoch from clock_timestamp() - case when a.state = 'active' then a.query_start
+                                                   else a.state_change end)::float8 as duration_s,
+       coalesce(a.wait_event_type, '') as wait_event_type, coalesce(a.wait_event, '') as wait_event,
+       case when a.wait_event_type = 'Lock' then pg_blocking_pids(a.pid) else '{}'::int[] end as blocked_by,
+       left(coalesce(a.query, ''), %(limit)s) as query
+from pg_stat_activity a
+where a.backend_type = 'client backend' and a.pid <> pg_backend_pid()
+order by (a.state = 'active') desc, duration_s desc nulls last, a.pid
+limit %(rows)s
+"""
+
+
+async def fetch_activity(conn: AsyncConn, *, taken_at: datetime | None = None) -> ActivitySnapshot:
+    """The ActivitySnapshot from `conn` (errors propagate; `PostgresAdapter.activity` maps them)."""
+    taken = taken_at or utcnow()
+    cur = await conn.execute(ACTIVITY_SQL, {"limit": ACTIVITY_QUERY_LIMIT, "rows": ACTIVITY_MAX_ROWS})
+    rows = await cur.fetchall()
+    hidden_row = await (await conn.execute(HIDDEN_SQL)).fetchone()
+    blocking: dict[int, list[int]] = {}
+    for r in rows:
+        for holder in r["blocked_by"] or ():
+            blocking.setdefault(int(holder), []).append(int(r["pid"]))
+
+    def text(value: object, limit: int = 200) -> str:
+        return printable(str(value or ""), single_line=True, limit=limit)
+
+    backends = tuple(Backend(
+        pid=int(r["pid"]), user=text(r["usename"], 64), database=text(r["datname"], 64),
+        application=text(r["application_name"], 64), client_addr=text(r["client"], 64), state=text(r["state"], 40),
+        backend_type=text(r["backend_type"], 40), backend_start=r["backend_start"], xact_start=r["xact_start"],
+        query_start=r["query_start"], state_change=r["state_change"], duration_s=max(0.0, float(r["duration_s"] or 0)),
+        wait_event_type=text(r["wait_event_type"], 40), wait_event=text(r["wait_event"], 64),
+        blocked_by=tuple(int(p) for p in (r["blocked_by"] or ())),
+        blocking=tuple(sorted(blocking.get(int(r["pid"]), ()))),
+        query=printable(str(r["query"] or ""), limit=ACTIVITY_QUERY_LIMIT)) for r in rows)
+    return ActivitySnapshot(taken_at=taken, backends=backends, hidden=int(hidden_row["hidden"]) if hidden_row else 0)
 
 
 # -- the adapter -------------------------------------------------------------------------------
@@ -375,6 +438,49 @@ class PostgresAdapter:
             with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await conn.close()
+
+
+    async def activity(self) -> ActivitySnapshot:
+        """Every client backend except the console's own session (for the Database tab).
+
+        Never raises for an expected failure: the snapshot then has `error` set (what to do)."""
+        taken = utcnow()
+
+        def failed(message: str) -> ActivitySnapshot:
+            return ActivitySnapshot(taken_at=taken, error=message)
+
+        sb = self.settings.supabase
+        if sb is None or sb.database_url is None:
+            return failed("not configured: supabase.database_url")
+        try:
+            _dsn, target, hint = self.database_target()
+        except _ConfigProblem as exc:
+            return failed(f"database URL unusable: {exc}")
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                snapshot: ActivitySnapshot = await self.run_on_session(
+                    lambda conn: fetch_activity(conn, taken_at=taken))
+                return snapshot
+        except TimeoutError:
+            await self.drop_session()
+            return failed(describe_connect_error(TimeoutError(), what="database", target=target, hint=hint,
+                                                 timeout_s=self.timeout_s)[1])
+        except _ConfigProblem as exc:
+            return failed(f"database URL unusable: {exc}")
+        except pg_errors.QueryCanceled:
+            return failed(f"pg_stat_activity did not answer within {STATEMENT_TIMEOUT_MS / 1000:g} s "
+                          "(statement_timeout) — database overloaded?")
+        except pg_errors.InsufficientPrivilege as exc:
+            return failed(f"user {printable(target.user, limit=60)} lacks a privilege: {_first_line(exc, target)}")
+        except psycopg.OperationalError as exc:
+            return failed(describe_connect_error(exc, what="database", target=target, hint=hint,
+                                                 timeout_s=self.timeout_s)[1])
+        except psycopg.Error as exc:
+            state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
+            return failed(f"reading pg_stat_activity failed{state}: {_first_line(exc, target)}")
+        except OSError as exc:
+            return failed(f"cannot reach the database at {target.address}: "
+                          f"{printable(str(exc), single_line=True, limit=120)}")
 
 
 class _BaseCheck:

@@ -1,0 +1,150 @@
+"""The confirmation policy: which confirmation a risk tier demands, and whether a key press
+counts as one. Pure functions (plus a tiny key-timing tracker), no Textual.
+
+Rules (design.md "Guarded actions"):
+
+* reversible:  y/n, the focus on Cancel.
+* disruptive:  y/n, the prompt names the target ("Cancel the query of PID 4242?").
+* destructive: the operator types `preview.confirm_text` exactly, then presses the confirm key.
+* The confirm key is never Enter (nor any key a terminal sends for it, nor space: the keys
+  that press a focused button), and never the key that started the action. Rule: the confirm
+  key is "y"; when the action was started with "y" it is "Y" (shift+y), so a start key held
+  down (auto-repeat) can never confirm.
+* A press counts only when the dialog has been open for at least `MIN_ARM_S` (a key pressed
+  "too fast" was meant for the screen below), and not when it is an auto-repeat: the same key
+  seen again within `REPEAT_WINDOW_S` (terminals repeat every ~30-50 ms once the key is held).
+  `KeyTracker` computes both from key-event timestamps for the UI.
+* Warnings (downtime) are part of the requirement and must be shown; no key skips them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from opsconsole.actions.model import (
+    Confirmation,
+    ConfirmationKind,
+    ConfirmationRequirement,
+    Preview,
+    Refusal,
+    RefusalReason,
+    RiskTier,
+)
+
+MIN_ARM_S = 0.4
+"""A confirm key pressed sooner than this after the dialog opened is refused."""
+
+REPEAT_WINDOW_S = 0.2
+"""The same key seen again within this many seconds is an auto-repeat, not a press."""
+
+CONFIRM_KEY_CHOICES: tuple[str, ...] = ("y", "Y")
+"""The confirm key is the first of these that is not the start key."""
+
+# Textual key names (and raw characters) that mean Enter, plus those that activate a focused button.
+ENTER_KEYS = frozenset({"enter", "return", "ctrl+m", "ctrl+j", "\r", "\n", "kp_enter", "newline"})
+FORBIDDEN_CONFIRM_KEYS = ENTER_KEYS | {"space", " ", "tab", "escape"}
+
+
+def is_enter(key: str) -> bool:
+    """Whether `key` (a Textual key name or a raw character) is Enter in any spelling."""
+    return key.lower() in ENTER_KEYS
+
+
+def confirm_key_for(start_key: str, *other_start_keys: str) -> str:
+    """The confirm key for an action started with `start_key` (case-sensitive: "y" != "Y").
+
+    `other_start_keys`: keys that also start this action (its binding, when it was started some
+    other way, e.g. from the command palette); the confirm key avoids them all."""
+    avoid = {start_key, *other_start_keys}
+    return next(key for key in CONFIRM_KEY_CHOICES if key not in avoid)
+
+
+def requirement_for(preview: Preview, start_key: str, *, action_key: str = "") -> ConfirmationRequirement:
+    """The confirmation `preview`'s tier demands, for an action started with `start_key`
+    (`action_key`: the action's own binding, when it differs; it never confirms either)."""
+    key = confirm_key_for(start_key, action_key)
+    start_keys = tuple(k for k in dict.fromkeys((start_key, action_key)) if k)
+    shown_key = "shift+y" if key == "Y" else key
+    tier = preview.tier
+    if tier is RiskTier.DESTRUCTIVE:
+        return ConfirmationRequirement(
+            kind=ConfirmationKind.TYPED, confirm_key=key, start_key=start_key, start_keys=start_keys,
+            expected_text=preview.confirm_text, warning=preview.warning,
+            prompt=(f"{preview.title}: {preview.target}. This cannot be undone. "
+                    f"Type {preview.confirm_text} exactly, then press {shown_key} to confirm "
+                    "(n or Escape cancels)."))
+    if tier is RiskTier.DISRUPTIVE:
+        return ConfirmationRequirement(
+            kind=ConfirmationKind.YES_NO_NAMED, confirm_key=key, start_key=start_key, start_keys=start_keys,
+            warning=preview.warning,
+            prompt=f"{preview.title}: {preview.target}? Press {shown_key} to confirm, n or Escape to cancel.")
+    return ConfirmationRequirement(
+        kind=ConfirmationKind.YES_NO, confirm_key=key, start_key=start_key, start_keys=start_keys,
+        warning=preview.warning,
+        prompt=f"{preview.title}? Press {shown_key} to confirm, n or Escape to cancel.")
+
+
+def _refuse(check: str, message: str) -> Refusal:
+    return Refusal(RefusalReason.CONFIRMATION, message, {"check": check})
+
+
+def check_confirmation(requirement: ConfirmationRequirement, confirmation: Confirmation) -> Refusal | None:
+    """None when `confirmation` satisfies `requirement`; else why not (reason `confirmation`,
+    `details["check"]` one of: empty, enter, start_key, forbidden_key, wrong_key, repeat,
+    too_fast, typed_empty, typed_mismatch)."""
+    key = confirmation.key
+    if not key:
+        return _refuse("empty", "no key was pressed: nothing confirmed")
+    if is_enter(key):
+        return _refuse("enter", f"Enter never confirms an action: press {requirement.confirm_key}")
+    if key in (requirement.start_key, confirmation.start_key, *requirement.start_keys):
+        return _refuse("start_key", f"the key that started the action ({key}) cannot confirm it: "
+                                    f"press {requirement.confirm_key}")
+    if key.lower() in FORBIDDEN_CONFIRM_KEYS or requirement.confirm_key.lower() in FORBIDDEN_CONFIRM_KEYS:
+        return _refuse("forbidden_key", f"{key} cannot confirm an action")
+    if key != requirement.confirm_key:
+        return _refuse("wrong_key", f"{key} does not confirm this action: press {requirement.confirm_key}")
+    if confirmation.repeat:
+        return _refuse("repeat", "a held-down key (auto-repeat) cannot confirm: release it and press "
+                                 f"{requirement.confirm_key} once")
+    if confirmation.elapsed_s < MIN_ARM_S:
+        return _refuse("too_fast", f"confirmed {confirmation.elapsed_s:.2f} s after the dialog opened "
+                                   f"(minimum {MIN_ARM_S:g} s): read the preview, then press "
+                                   f"{requirement.confirm_key}")
+    if requirement.kind is ConfirmationKind.TYPED:
+        if not requirement.expected_text:
+            return _refuse("typed_empty", "this action has no confirmation text to type: refusing")
+        if not confirmation.typed:
+            return _refuse("typed_empty", f"type {requirement.expected_text} to confirm")
+        if confirmation.typed != requirement.expected_text:
+            return _refuse("typed_mismatch", f"typed text does not match: expected {requirement.expected_text} "
+                                             "exactly")
+    return None
+
+
+class KeyTracker:
+    """Key-event timing for one confirmation dialog, for `Confirmation.repeat`/`elapsed_s`.
+
+    Create it when the dialog opens, passing the start key (it was just pressed, so its
+    auto-repeats are recognised); call `press(key)` for EVERY key event the dialog sees
+    (refused ones too: a held key keeps repeating) and build the Confirmation from the answer.
+    `clock` is monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, start_key: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.start_key = start_key
+        self._clock = clock
+        self.opened_at = clock()
+        self._last_seen: dict[str, float] = {start_key: self.opened_at}
+
+    def elapsed(self) -> float:
+        return self._clock() - self.opened_at
+
+    def press(self, key: str, *, typed: str = "") -> Confirmation:
+        now = self._clock()
+        last = self._last_seen.get(key)
+        self._last_seen[key] = now
+        repeat = last is not None and now - last < REPEAT_WINDOW_S
+        return Confirmation(key=key, start_key=self.start_key, elapsed_s=now - self.opened_at,
+                            repeat=repeat, typed=typed)
