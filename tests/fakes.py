@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opsconsole.domain.db import ActivitySnapshot, Backend
 from opsconsole.domain.models import CheckResult, Status
 from opsconsole.domain.ports import Adapter, Check
 from opsconsole.services import CHECK_CATALOG, DetailRows, Services
@@ -90,6 +91,24 @@ class FakeServices(Services):
                 {"": "▶", "age": "2h10m", "state": "READY", "target": "production", "sha": "9f8e7d6",
                  "message": "feat: campaigns", "ref": "main"}]
         return DetailRows(rows=rows, fetched_at=NOW, latency_ms=48.0, note="▶ = serving production now")
+
+    async def activity(self) -> ActivitySnapshot:
+        def backend(pid: int, user: str, app: str, state: str, dur: float, wait: str, query: str,
+                    blocked_by: tuple[int, ...] = (), blocking: tuple[int, ...] = ()) -> Backend:
+            kind, _, event = wait.partition(":")
+            return Backend(pid=pid, user=user, database="postgres", application=app, client_addr="10.0.0.7",
+                           state=state, backend_type="client backend", backend_start=NOW, xact_start=NOW,
+                           query_start=NOW, state_change=NOW, duration_s=dur, wait_event_type=kind,
+                           wait_event=event, blocked_by=blocked_by, blocking=blocking, query=query)
+
+        return ActivitySnapshot(taken_at=NOW, backends=(
+            backend(4242, "authenticator", "metabase", "active", 842.0, "Timeout:PgSleep",
+                    "select count(*) from dead_letter_messages [/x] ␛[31m"),
+            backend(4243, "service_worker", "campaign-worker", "idle in transaction", 301.0, "Client:ClientRead",
+                    "update campaign_queue set status = 'sending' where id = 7", blocking=(4244,)),
+            backend(4244, "service_worker", "campaign-worker", "active", 300.0, "Lock:transactionid",
+                    "update campaign_queue set status = 'sent' where id = 7", blocked_by=(4243,)),
+        ))
 
     async def backups(self) -> DetailRows:
         rows = [{"id": 901, "status": "FAILED", "taken": "2026-11-26 11:12 UTC", "age": "16h00m"},

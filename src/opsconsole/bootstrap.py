@@ -6,9 +6,14 @@ wait for SDK imports (twilio, psycopg, prometheus_client).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from opsconsole.domain.ports import Adapter, Check
 from opsconsole.services import Services
 from opsconsole.settings import Settings
+
+if TYPE_CHECKING:
+    from opsconsole.actions.kernel import ActionKernel
 
 
 class _StatusPageAdapter:
@@ -60,5 +65,20 @@ def build_adapters(settings: Settings) -> list[Adapter]:
     return adapters
 
 
+def build_kernel(settings: Settings) -> ActionKernel:
+    """Every guarded action goes through this kernel: journal, locks, confirmation, read-only."""
+    from opsconsole.actions.database import database_actions
+    from opsconsole.actions.kernel import ActionKernel
+    from opsconsole.actions.locks import OperatorLocks
+    from opsconsole.audit import Journal, Operator
+
+    operator = Operator.detect()
+    kernel = ActionKernel(settings, Journal.for_settings(settings, operator),
+                          locks=OperatorLocks.for_settings(settings, operator))
+    for action in database_actions(settings):
+        kernel.register(action)
+    return kernel
+
+
 def build_services(settings: Settings) -> Services:
-    return Services(settings, adapter_factory=build_adapters)
+    return Services(settings, adapter_factory=build_adapters, kernel_factory=build_kernel)

@@ -14,11 +14,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+from opsconsole.domain.db import ActivitySnapshot
 from opsconsole.domain.models import SYSTEMS, CheckResult, Status, utcnow, worst
 from opsconsole.domain.ports import Adapter, Check
 from opsconsole.domain.text import printable
 from opsconsole.settings import Settings
+
+if TYPE_CHECKING:
+    from opsconsole.actions.kernel import ActionKernel
 
 # Stable check ids (design.md), with their system and title, in display order.
 CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
@@ -174,8 +179,11 @@ class Services:
 
     def __init__(self, settings: Settings, *, adapter_factory: Callable[[Settings], list[Adapter]],
                  extra_checks: Callable[[Settings], list[Check]] | None = None,
+                 kernel_factory: Callable[[Settings], ActionKernel] | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
+        self._kernel_factory = kernel_factory
+        self._kernel: ActionKernel | None = None
         self.board = StatusBoard()
         self.clock = clock
         self._adapter_factory = adapter_factory
@@ -207,6 +215,23 @@ class Services:
             checks.sort(key=lambda c: order.get(c.id, len(order)))
             self._runner = CheckRunner(checks, timeout_s=self.settings.checks.timeout_s)
         return self._runner
+
+    @property
+    def kernel(self) -> ActionKernel | None:
+        """The guarded-action kernel (None when no factory was given, e.g. in UI fakes)."""
+        if self._kernel is None and self._kernel_factory is not None:
+            self._kernel = self._kernel_factory(self.settings)
+        return self._kernel
+
+    async def activity(self) -> ActivitySnapshot:
+        """pg_stat_activity for the Database tab's live view."""
+        adapter = self.get_adapter("db")
+        if adapter is None:
+            return ActivitySnapshot(taken_at=self.clock(), error="not configured: [supabase] database_url")
+        from opsconsole.adapters.postgres import PostgresAdapter
+
+        assert isinstance(adapter, PostgresAdapter)
+        return await adapter.activity()
 
     def get_adapter(self, system: str) -> Adapter | None:
         for adapter in self.adapters:

@@ -214,6 +214,14 @@ class OpsApp(App[None]):
         tab = self.query_one(TabbedContent).active.removeprefix("tab-")
         self.push_screen(HelpScreen(entries, f"{tab} tab"))
 
+    def start_action(self, action_id: str, start_key: str) -> None:
+        """From the palette: show the Database tab and run the action on its selection."""
+        from opsconsole.ui.widgets.activity import ActivityView
+
+        self.action_show_tab("database")
+        for view in self.query(ActivityView):
+            view.action_act(action_id, start_key)
+
     def is_tab_active(self, tab: str) -> bool:
         return self.query_one(TabbedContent).active == f"tab-{tab}"
 

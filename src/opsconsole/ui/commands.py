@@ -24,6 +24,12 @@ class OpsCommands(Provider):
         cmds.append(("Pause / resume polling", "Stop or restart the live checks (key p)",
                      app.action_toggle_pause))
         cmds.append(("Show keys", "Every key of the current screen (key ?)", app.action_help))
+        kernel = app.services.kernel
+        # Mutating actions: listed only when allowed (never in read-only mode).
+        for action in kernel.visible_actions() if kernel is not None else []:
+            cmds.append((f"{action.title} (Database tab, key {action.start_key})",
+                         f"{action.description} [{action.tier.value}]",
+                         partial(app.start_action, action.id, action.start_key)))
         return cmds
 
     async def discover(self) -> Hits:

@@ -47,13 +47,16 @@ class Pane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield from self.compose_top()
         if self.DETAIL_TITLE:
-            yield DetailView(self.DETAIL_TITLE, id=f"detail-{self.TAB_ID}")
+            yield from self.compose_detail()
         for cid in self.CHECK_IDS:
             yield CheckCard(cid, _TITLES.get(cid, cid), id=card_id(cid))
         yield Static(self.runbook_text(), classes="runbook")
 
     def compose_top(self) -> ComposeResult:
         yield from ()
+
+    def compose_detail(self) -> ComposeResult:
+        yield DetailView(self.DETAIL_TITLE, id=f"detail-{self.TAB_ID}")
 
     def on_mount(self) -> None:
         replay = getattr(self.app, "replay_into", None)
@@ -84,11 +87,15 @@ class Pane(VerticalScroll):
             self.run_worker(self._load_detail(), group=f"detail-{self.TAB_ID}", exclusive=True,
                             exit_on_error=False)
 
-    async def _load_detail(self) -> None:
+    @property
+    def services(self) -> Services:
         services: Services = self.app.services  # type: ignore[attr-defined]
+        return services
+
+    async def _load_detail(self) -> None:
         self.detail_fetches += 1
-        data = await self.load_detail(services)
-        self.query_one(DetailView).show(data, services.clock(), self.DETAIL_INTERVAL_S)
+        data = await self.load_detail(self.services)
+        self.query_one(DetailView).show(data, self.services.clock(), self.DETAIL_INTERVAL_S)
 
     async def load_detail(self, services: Services) -> DetailRows:
         return DetailRows.off("no detail view")

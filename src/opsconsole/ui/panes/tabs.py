@@ -9,6 +9,7 @@ from textual.widgets import Sparkline, Static
 from opsconsole.domain.models import CheckResult
 from opsconsole.services import DetailRows, Services
 from opsconsole.ui.panes.base import Pane
+from opsconsole.ui.widgets.activity import ActivityView
 
 
 class ApiPane(Pane):
@@ -42,6 +43,21 @@ class DatabasePane(Pane):
     TAB_ID = "database"
     CHECK_IDS = ("supabase.pooler", "supabase.resources", "db.long_running", "supabase.health",
                  "supabase.service_key", "supabase.status_page")
+    DETAIL_TITLE = "Sessions"
+    DETAIL_INTERVAL_S = 2.0
+
+    def compose_detail(self) -> ComposeResult:
+        yield ActivityView(id="activity")
+
+    def set_active(self, active: bool) -> None:
+        super().set_active(active)
+        if active:  # keys (space, c, x, /) act on the session list at once
+            self.query_one("#activity-table").focus()
+
+    async def _load_detail(self) -> None:
+        self.detail_fetches += 1
+        snapshot = await self.services.activity()
+        self.query_one(ActivityView).show(snapshot, self.services.clock())
 
 
 class N8nPane(Pane):
