@@ -89,6 +89,28 @@ async def test_cancel_a_query_through_the_dialog(db_env: DemoEnvironment, tmp_pa
     assert db_env.secrets.db_password not in (tmp_path / "journal.jsonl").read_text()
 
 
+async def test_timeline_view_lists_the_journal(db_env: DemoEnvironment, tmp_path: Path) -> None:
+    from opsconsole.audit import Journal
+    from opsconsole.ui.timeline import TimelineScreen
+
+    settings = _settings(db_env, tmp_path)
+    journal = Journal.for_settings(settings)
+    journal.record_note("paged: API 500s [bold]x[/] \x1b[31m")
+    journal.record_manual_step(step="Backups & Restore Plan 1", outcome="skipped", reason="corruption fixable")
+    app = OpsApp(build_services(settings), live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.press("t")
+        for _ in range(30):
+            await pilot.pause(0.1)
+            if isinstance(app.screen, TimelineScreen) and app.screen.count:
+                break
+        assert isinstance(app.screen, TimelineScreen) and app.screen.count == 2
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, TimelineScreen)
+
+
 async def test_read_only_hides_and_refuses_every_mutating_action(db_env: DemoEnvironment, tmp_path: Path) -> None:
     settings = _settings(db_env, tmp_path, read_only=True)
     app = OpsApp(build_services(settings))

@@ -46,6 +46,7 @@ class OpsApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("r", "refresh", "Refresh"),
         Binding("p", "toggle_pause", "Pause/resume"),
+        Binding("t", "timeline", "Timeline"),
         *[Binding(str(i), f"show_tab('{tab}')", label, show=False)
           for i, (tab, label, _cls) in enumerate(TABS, start=1)],
     ]
@@ -192,6 +193,12 @@ class OpsApp(App[None]):
                     title="Polling")
         if not self.paused:
             self.action_refresh()
+
+    def action_timeline(self) -> None:
+        from opsconsole.ui.timeline import TimelineScreen
+
+        if not isinstance(self.screen, TimelineScreen):
+            self.push_screen(TimelineScreen(self.services.settings))
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{tab}"

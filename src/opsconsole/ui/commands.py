@@ -24,6 +24,8 @@ class OpsCommands(Provider):
         cmds.append(("Pause / resume polling", "Stop or restart the live checks (key p)",
                      app.action_toggle_pause))
         cmds.append(("Show keys", "Every key of the current screen (key ?)", app.action_help))
+        cmds.append(("Incident timeline", "Every action and manual step from the audit journal (key t)",
+                      app.action_timeline))
         kernel = app.services.kernel
         # Mutating actions: listed only when allowed (never in read-only mode).
         for action in kernel.visible_actions() if kernel is not None else []:
