@@ -12,6 +12,11 @@ for them now:
   pagination runs on `(received_at desc, id desc)`, with a partial index for waiting rows (it also
   makes the waiting count cheap) and one per error code.
 * `public.campaign_queue`: the re-queue target of `[dlq] requeue = {kind="table"}`.
+* For the DLQ triage tab (`adapters.dlq`): a `history jsonb` column (what a payload fix replaced,
+  discards and their undo), a partial `(error_code, received_at, id) where waiting` index (code
+  filters and grouped counts from the index alone), and a unique index on
+  `campaign_queue.dlq_message_id` (a message can never be queued twice). `generate_messages`
+  appends a million generated rows in ~15 s for benchmarks and scale tests.
 * `supabase_migrations.schema_migrations` as the Supabase CLI writes it.
 * Roles: `ops` plays Supabase's `postgres` (owns the database and the tables, NOT a
   superuser, sees all queries via pg_read_all_stats, may signal `service_worker` backends because
@@ -29,7 +34,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -145,6 +150,7 @@ create table public.dead_letter_messages (
     payload jsonb,
     payload_raw text,
     payload_bytes integer not null default 0,
+    history jsonb not null default '[]'::jsonb,
     constraint dead_letter_messages_payload_check check (payload is not null or payload_raw is not null),
     constraint dead_letter_messages_requeued_check check (status <> 'requeued' or requeued_at is not null),
     constraint dead_letter_messages_discarded_check check (
@@ -177,6 +183,14 @@ create table public.campaign_queue (
 );
 create index campaign_queue_pending_idx on public.campaign_queue (available_at, id) where status = 'pending';
 create index campaign_queue_dlq_idx on public.campaign_queue (dlq_message_id)
+    where dlq_message_id is not null;
+""" + """
+-- Added for the DLQ triage tab (opsconsole.adapters.dlq); all additive.
+comment on column public.dead_letter_messages.history is
+    'console edits: the payload a fix replaced, discards and their undo (nothing is ever lost)';
+create index dead_letter_messages_waiting_code_idx
+    on public.dead_letter_messages (error_code, received_at desc, id desc) where status = 'waiting';
+create unique index campaign_queue_dlq_message_key on public.campaign_queue (dlq_message_id)
     where dlq_message_id is not null;
 """
 
@@ -497,3 +511,200 @@ def seed(admin_dsn: str, scenario: str, secrets: DemoSecrets, *, messages: int =
         campaign_queue=queue_n + requeued_rows, migrations=len(migrations),
         elapsed_s=time.perf_counter() - started,
         statuses={k[7:]: v for k, v in stats.items() if k.startswith("status:")})
+
+
+# -- bulk generation (benchmarks, scale tests) --------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GenerateReport:
+    """What `generate_messages` added (exact counts, read back from the table)."""
+
+    table: str
+    messages: int
+    statuses: Mapping[str, int]
+    queue_rows: int
+    elapsed_s: float
+
+
+# One INSERT … SELECT over generate_series: no rows cross the wire. `setseed` makes random()
+# deterministic. Shapes follow `_Gen.payload`: every 50th row is malformed (a form-encoded body
+# in payload_raw, no code, no SID), the rest carry a Twilio-like JSON body. Timestamps are whole
+# seconds, so received_at ties are common (keyset pagination must break them by id). Re-queued
+# rows take their campaign_queue id from the queue's own sequence, and the outer INSERT writes
+# those queue rows in the same statement.
+_GENERATE_SQL = """
+with ins as (
+insert into {table} (received_at, endpoint, workflow, message_sid, account_sid, error_code, error_message,
+                     attempts, last_attempt_at, status, requeued_at, requeued_by, requeue_ref, discarded_at,
+                     discarded_by, discard_reason, payload, payload_raw, payload_bytes)
+select received_at, endpoint, workflow, sid, case when sid is not null then {account} end, code,
+       case when malformed then 'payload is not valid JSON' else 'Twilio ' || code || ': ' || code_text end,
+       attempts, received_at + make_interval(secs => 1 + r_misc * 900), status,
+       case when status = 'requeued' then received_at + interval '10 minutes' end,
+       case when status = 'requeued' then 'ops:generator' end,
+       case when status = 'requeued' and {queue_seq}::text is not null
+            then {queue_name} || nextval({queue_seq}::regclass) end,
+       case when status = 'discarded' then received_at + interval '20 minutes' end,
+       case when status = 'discarded' then 'ops:generator' end,
+       case when status = 'discarded' then 'generated: not retryable' end,
+       payload, raw, octet_length(coalesce(payload_text, raw))
+from (
+    select *, case when malformed then null else payload_text::jsonb end as payload
+    from (
+    select *, case when malformed then null else format(
+                '{{"MessageSid": "%1$s", "SmsSid": "%1$s", "AccountSid": "%2$s", "MessagingServiceSid": "%3$s", '
+                '"From": "+14155550100", "To": "%4$s", "Body": "%5$s", "MessageStatus": "%6$s", '
+                '"SmsStatus": "failed", "ErrorCode": "%7$s", "NumSegments": "1", "ApiVersion": "2010-04-01"}}',
+                sid0, {account}, {service}, phone, body,
+                case when code0 in (30003, 30005, 30006) then 'undelivered' else 'failed' end, code0) end
+                as payload_text,
+              case when malformed then 'MessageSid=' || sid0 || '&To=' || replace(phone, '+', '%2B')
+                   || '&Body=' || replace(body, ' ', '+') || '&ErrorCode=' || code0 end as raw,
+              case when malformed then null else sid0 end as sid,
+              case when malformed then null else code0 end as code,
+              case when r_state < {waiting_share} then 'waiting'
+                   when malformed or code0 = any({never}) then 'discarded'
+                   when r_state < {waiting_share} + (1 - {waiting_share}) * 0.7 then 'requeued'
+                   else 'discarded' end as status
+    from (
+        select g, g % 50 = 49 as malformed, r_misc,
+               date_trunc('second', {now}::timestamptz - r_age * {spread}::interval) as received_at,
+               'SM' || md5(({salt} + g)::text) as sid0,
+               (array[{codes}])[1 + floor(r_code * {ncodes})::int] as code0,
+               (array[{code_texts}])[1 + floor(r_code * {ncodes})::int] as code_text,
+               (array[{endpoints}])[1 + g % {nendpoints}] as endpoint,
+               (array[{workflows}])[1 + (g / 7) % {nworkflows}] as workflow,
+               '+1' || (array[212, 312, 415, 617, 646, 718, 917])[1 + g % 7]
+                    || (2000000 + floor(r_phone * 7999999)::int)::text as phone,
+               case g % 5
+                 when 0 then format('Hi %s, your appointment at %s is tomorrow at %s:00. Reply C to confirm '
+                                    'or STOP to opt out.', name, place, 8 + g % 10)
+                 when 1 then format('%s, your order #%s has shipped. Track it at https://t.example.com/%s',
+                                    name, num, num)
+                 when 2 then format('Reminder: your payment of $%s is due on Friday. Reply HELP for help.', num)
+                 when 3 then format('Your verification code is %s. It expires in 10 minutes.', num)
+                 else format('Hey %s! Spring sale: 20%% off everything this weekend at %s. Reply STOP to '
+                             'opt out.', name, place)
+               end as body,
+               case when r_misc < 0.4 then 1 when r_misc < 0.7 then 2 when r_misc < 0.9 then 3 else 5 end
+                   as attempts,
+               r_state
+        from (
+            select g, random() as r_age, random() as r_code, random() as r_state, random() as r_phone,
+                   random() as r_misc,
+                   (array[{names}])[1 + (g / 3) % {nnames}] as name,
+                   (array[{places}])[1 + (g / 11) % {nplaces}] as place,
+                   100 + (g::bigint * 7919 % 99900)::int as num
+            from generate_series(1, {n}) as g
+        ) r
+    ) s
+    ) p
+) t
+returning id, status, requeue_ref, requeued_at, workflow, payload
+)
+{queue_insert}
+"""
+
+_GENERATE_QUEUE_SQL = """
+insert into {queue} (id, campaign_id, to_number, body, payload, status, attempts, enqueued_at, available_at,
+                     source, dlq_message_id)
+select split_part(requeue_ref, ':', 2)::bigint, coalesce(workflow, 'unknown'),
+       coalesce(payload->>'To', '+10000000000'), coalesce(payload->>'Body', ''), coalesce(payload, '{{}}'),
+       'sent', 1, requeued_at, requeued_at, 'dlq-requeue', id
+from ins where status = 'requeued'
+"""
+
+# Below this many rows, dropping and rebuilding the secondary indexes is not worth it.
+_REBUILD_INDEXES_FROM = 50_000
+
+
+def _ident(name: str) -> sql.Identifier:
+    return sql.Identifier(*name.split("."))
+
+
+def generate_messages(conn: psycopg.Connection[Any], n: int, *, table: str = DLQ_TABLE,
+                      queue_table: str | None = QUEUE_TABLE, now: datetime | None = None,
+                      spread: timedelta = timedelta(hours=48), waiting_share: float = 0.85,
+                      seed_value: float = 0.42, account_sid: str = "AC" + "de" * 16,
+                      analyze: bool = True) -> GenerateReport:
+    """Append `n` generated dead letters to `table` (shaped like the demo's) in one statement.
+
+    For benchmarks and scale tests: a million rows in about 20 s. `waiting_share` of them wait;
+    of the rest, 70 % were re-queued (never a never-requeue code, never a malformed one) and the
+    others discarded. With `queue_table`, every generated re-queued row gets its queue row
+    (linked by `dlq_message_id`, named by `requeue_ref` like the seed's), so "the queue holds
+    exactly the re-queued ones" stays true. For large `n` the table's secondary indexes (not
+    the constraint ones) are dropped and rebuilt around the load: the table is locked
+    exclusively meanwhile, so this is for benchmark databases, not a live demo. `analyze` runs
+    VACUUM ANALYZE afterwards (visibility map and statistics, so plans and index-only counts
+    are right at once). `conn` must not be inside a transaction; the caller owns it.
+    """
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    if not 0.0 <= waiting_share <= 1.0:
+        raise ValueError("waiting_share must be between 0 and 1")
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    table_id = _ident(table)
+    weighted = [c for c in ERROR_CODES for _ in range(ERROR_CODES[c][0])]
+
+    def arr(values: Sequence[Any]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Literal(v) for v in values)
+
+    queue_insert: sql.Composable = sql.SQL("select count(*) from ins where status = 'requeued'")
+    queue_seq: str | None = None
+    if queue_table is not None:
+        queue_insert = sql.SQL(_GENERATE_QUEUE_SQL).format(queue=_ident(queue_table))
+    with conn.transaction():
+        cur = conn.cursor()
+        if queue_table is not None:
+            seq_row = cur.execute("select pg_get_serial_sequence(%s, 'id')", [queue_table]).fetchone()
+            queue_seq = seq_row[0] if seq_row else None
+            if queue_seq is None:
+                raise ValueError(f"{queue_table} has no identity/serial id column")
+        query = sql.SQL(_GENERATE_SQL).format(
+            table=table_id, account=sql.Literal(account_sid), service=sql.Literal("MG" + "0f" * 16),
+            waiting_share=sql.Literal(waiting_share), never=sql.Literal(sorted(NEVER_REQUEUE)),
+            now=sql.Literal(now), spread=sql.Literal(f"{spread.total_seconds():.0f} seconds"),
+            salt=sql.Literal(int(seed_value * 1_000_000_007)), codes=arr(weighted),
+            code_texts=arr([ERROR_CODES[c][1] for c in weighted]), ncodes=sql.Literal(len(weighted)),
+            endpoints=arr(ENDPOINTS), nendpoints=sql.Literal(len(ENDPOINTS)), workflows=arr(WORKFLOWS),
+            nworkflows=sql.Literal(len(WORKFLOWS)), names=arr(NAMES), nnames=sql.Literal(len(NAMES)),
+            places=arr(PLACES), nplaces=sql.Literal(len(PLACES)), n=sql.Literal(n),
+            queue_seq=sql.Literal(queue_seq),
+            queue_name=sql.Literal((queue_table or "").split(".")[-1] + ":"), queue_insert=queue_insert)
+        row = cur.execute(sql.SQL("select coalesce(max(id), 0) from {}").format(table_id)).fetchone()
+        after = int(row[0]) if row else 0
+        rebuild: list[str] = []
+        if n >= _REBUILD_INDEXES_FROM:
+            # Secondary indexes that back no constraint: rebuilt in bulk after the load (much
+            # faster than n random insertions each).
+            rebuild = [str(r[0]) for r in cur.execute(
+                "select pg_get_indexdef(i.indexrelid) from pg_index i "
+                "where i.indrelid = %s::regclass and not exists "
+                "(select 1 from pg_constraint c where c.conindid = i.indexrelid)", [table]).fetchall()]
+            for r in cur.execute(
+                    "select i.indexrelid::regclass::text from pg_index i where i.indrelid = %s::regclass "
+                    "and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)",
+                    [table]).fetchall():
+                cur.execute(sql.SQL("drop index {}").format(sql.SQL(r[0])))
+        cur.execute("select setseed(%s)", [seed_value])
+        cur.execute("set local maintenance_work_mem = '256MB'")
+        cur.execute(query)
+        queue_rows = cur.rowcount if queue_table is not None else 0
+        for definition in rebuild:
+            cur.execute(definition)  # pg_get_indexdef output: already a quoted, complete statement
+        statuses = {str(s): int(c) for s, c in cur.execute(
+            sql.SQL("select status, count(*) from {} where id > {} group by 1").format(
+                table_id, sql.Literal(after))).fetchall()}
+    if analyze:
+        previous = conn.autocommit
+        conn.autocommit = True
+        try:
+            conn.execute(sql.SQL("vacuum (analyze) {}").format(table_id))
+            if queue_table is not None:
+                conn.execute(sql.SQL("vacuum (analyze) {}").format(_ident(queue_table)))
+        finally:
+            conn.autocommit = previous
+    return GenerateReport(table=table, messages=sum(statuses.values()), statuses=statuses,
+                          queue_rows=queue_rows, elapsed_s=time.perf_counter() - started)
