@@ -14,6 +14,7 @@ from opsconsole.settings import Settings
 
 if TYPE_CHECKING:
     from opsconsole.actions.kernel import ActionKernel
+    from opsconsole.adapters.dlq import DlqStore
 
 
 class _StatusPageAdapter:
@@ -65,20 +66,36 @@ def build_adapters(settings: Settings) -> list[Adapter]:
     return adapters
 
 
-def build_kernel(settings: Settings) -> ActionKernel:
+def build_dlq_store(services: Services) -> DlqStore | None:
+    settings = services.settings
+    if settings.dlq is None or settings.supabase is None or settings.supabase.database_url is None:
+        return None
+    from opsconsole.adapters.dlq import DlqStore
+    from opsconsole.audit import Operator
+
+    return DlqStore(settings, mapping=settings.dlq.columns, operator=Operator.detect().label,
+                    alert_lookup=services.related_alert)
+
+
+def build_kernel(services: Services) -> ActionKernel:
     """Every guarded action goes through this kernel: journal, locks, confirmation, read-only."""
     from opsconsole.actions.database import database_actions
+    from opsconsole.actions.dlq import dlq_actions
     from opsconsole.actions.kernel import ActionKernel
     from opsconsole.actions.locks import OperatorLocks
     from opsconsole.audit import Journal, Operator
 
+    settings = services.settings
     operator = Operator.detect()
     kernel = ActionKernel(settings, Journal.for_settings(settings, operator),
                           locks=OperatorLocks.for_settings(settings, operator))
     for action in database_actions(settings):
         kernel.register(action)
+    for action in dlq_actions(settings, services.dlq_store):
+        kernel.register(action)
     return kernel
 
 
 def build_services(settings: Settings) -> Services:
-    return Services(settings, adapter_factory=build_adapters, kernel_factory=build_kernel)
+    return Services(settings, adapter_factory=build_adapters, kernel_factory=build_kernel,
+                    dlq_factory=build_dlq_store)

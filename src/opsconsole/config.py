@@ -82,7 +82,7 @@ SECTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "n8n": ("api_url", "api_key", "workflows"),
     "twilio": ("account_sid", "auth_token", "api_url", "monitor_url"),
-    "dlq": ("table", "requeue", "never_requeue_error_codes"),
+    "dlq": ("table", "requeue", "never_requeue_error_codes", "columns"),
     "audit": ("path",),
     "checks": ("interval_s", "timeout_s", "long_running_s"),
     "actions": ("max_preview_age_s",),
@@ -688,9 +688,31 @@ def _dlq(s: _Section) -> DlqSettings | None:
             "an empty list",
             hint="messages to unsubscribed (21610) or unreachable numbers could be requeued",
         )
+    columns = _dlq_columns(s)
     if not s.ok:
         return None
-    return DlqSettings(table=table, requeue=requeue, never_requeue_error_codes=codes)
+    return DlqSettings(table=table, requeue=requeue, never_requeue_error_codes=codes, columns=columns)
+
+
+def _dlq_columns(s: _Section) -> dict[str, str]:
+    """`columns = { error_code = "err_code", ... }`: logical names from domain.dlq -> physical."""
+    from opsconsole.domain.dlq import LOGICAL_COLUMNS
+
+    if not s.has("columns"):
+        return {}
+    raw = s.get("columns")
+    if not isinstance(raw, dict):
+        s.fail(s.key("columns"), 'a table such as { error_code = "err_code" }', _describe(raw))
+        return {}
+    out: dict[str, str] = {}
+    for logical, physical in raw.items():
+        if logical not in LOGICAL_COLUMNS:
+            s.fail(s.key("columns") + f".{logical}", f"one of {', '.join(LOGICAL_COLUMNS)}", _describe(logical))
+        elif not isinstance(physical, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_$]*$", physical):
+            s.fail(s.key("columns") + f".{logical}", "a column name (letters, digits, _)", _describe(physical))
+        else:
+            out[str(logical)] = physical
+    return out
 
 
 def _audit(s: _Section) -> AuditSettings:
@@ -1141,6 +1163,14 @@ _TEMPLATE: tuple[tuple[str, str, tuple[_Entry, ...]], ...] = (
                 [21610, 30004, 30005, 30006, 30007],
                 "Twilio error codes that are never requeued (21610 = recipient unsubscribed;\n"
                 "3000x = unreachable, blocked or carrier-rejected).",
+            ),
+            (
+                "columns",
+                {},
+                "Only if your table's columns are named differently: logical = physical, e.g.\n"
+                '{ error_code = "err_code", received_at = "created_at" }. Logical names: id, received_at,\n'
+                "status, error_code, payload (required), payload_raw, error_message, message_sid, endpoint,\n"
+                "workflow, attempts, requeued_at, discard_reason, history, ... (see docs/configuration.md).",
             ),
         ),
     ),

@@ -13,8 +13,8 @@ import traceback
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from opsconsole.domain.db import ActivitySnapshot
 from opsconsole.domain.models import SYSTEMS, CheckResult, Status, utcnow, worst
@@ -24,6 +24,8 @@ from opsconsole.settings import Settings
 
 if TYPE_CHECKING:
     from opsconsole.actions.kernel import ActionKernel
+    from opsconsole.adapters.dlq import DlqStore
+    from opsconsole.domain.dlq import RelatedAlert
 
 # Stable check ids (design.md), with their system and title, in display order.
 CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
@@ -179,11 +181,16 @@ class Services:
 
     def __init__(self, settings: Settings, *, adapter_factory: Callable[[Settings], list[Adapter]],
                  extra_checks: Callable[[Settings], list[Check]] | None = None,
-                 kernel_factory: Callable[[Settings], ActionKernel] | None = None,
+                 kernel_factory: Callable[[Services], ActionKernel] | None = None,
+                 dlq_factory: Callable[[Services], DlqStore | None] | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self._kernel_factory = kernel_factory
         self._kernel: ActionKernel | None = None
+        self._dlq_factory = dlq_factory
+        self._dlq: DlqStore | None = None
+        self._dlq_built = False
+        self._alerts_cache: tuple[float, dict[str, Any]] | None = None
         self.board = StatusBoard()
         self.clock = clock
         self._adapter_factory = adapter_factory
@@ -220,8 +227,38 @@ class Services:
     def kernel(self) -> ActionKernel | None:
         """The guarded-action kernel (None when no factory was given, e.g. in UI fakes)."""
         if self._kernel is None and self._kernel_factory is not None:
-            self._kernel = self._kernel_factory(self.settings)
+            self._kernel = self._kernel_factory(self)
         return self._kernel
+
+    @property
+    def dlq_store(self) -> DlqStore | None:
+        """The dead-letter table (None without [dlq] and a database_url)."""
+        if not self._dlq_built and self._dlq_factory is not None:
+            self._dlq = self._dlq_factory(self)
+            self._dlq_built = True
+        return self._dlq
+
+    async def related_alert(self, message_sid: str) -> RelatedAlert | None:
+        """The Twilio Monitor alert about `message_sid` among the last day's error alerts
+        (fetched once a minute at most: the DLQ inspector asks per message)."""
+        from opsconsole.adapters.twilio import TwilioAdapter
+        from opsconsole.domain.dlq import RelatedAlert
+
+        adapter = self.get_adapter("twilio")
+        if not isinstance(adapter, TwilioAdapter) or not message_sid:
+            return None
+        now = time.monotonic()
+        if self._alerts_cache is None or now - self._alerts_cache[0] > 60:
+            try:
+                collected = await adapter.error_alerts(timedelta(hours=24))
+            except Exception:  # no alert is shown; the inspector says the lookup failed
+                return None
+            self._alerts_cache = (now, {a.resource_sid: a for a in collected.alerts if a.resource_sid})
+        row = self._alerts_cache[1].get(message_sid)
+        if row is None:
+            return None
+        return RelatedAlert(sid=row.sid, error_code=row.error_code, date=row.date, text=row.text,
+                            request_url=row.request_url)
 
     async def activity(self) -> ActivitySnapshot:
         """pg_stat_activity for the Database tab's live view."""
@@ -288,6 +325,11 @@ class Services:
         return DetailRows(rows=rows, fetched_at=now, latency_ms=listing.latency_ms, note=f"{inv.region} · {note}")
 
     async def aclose(self) -> None:
+        if self._dlq is not None:
+            try:
+                await self._dlq.aclose()
+            except Exception:
+                pass
         for adapter in self._adapters or []:
             try:
                 await adapter.aclose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,8 @@ class DlqSettings:
     table: str = "public.dead_letter_messages"
     requeue: RequeueTarget = field(default_factory=RequeueTarget)
     never_requeue_error_codes: tuple[int, ...] = (21610, 30004, 30005, 30006, 30007)
+    # logical column -> physical column, for tables shaped differently from the demo's
+    columns: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from opsconsole.domain.models import CheckResult
 from opsconsole.services import DetailRows, Services
 from opsconsole.ui.panes.base import Pane
 from opsconsole.ui.widgets.activity import ActivityView
+from opsconsole.ui.widgets.dlq import DlqView
 
 
 class ApiPane(Pane):
@@ -68,6 +69,20 @@ class N8nPane(Pane):
 class DlqPane(Pane):
     TAB_ID = "dlq"
     CHECK_IDS = ("dlq.depth", "twilio.alerts")
+    DETAIL_TITLE = "Dead-letter messages"
+    DETAIL_INTERVAL_S = 10.0
+
+    def compose_detail(self) -> ComposeResult:
+        yield DlqView(id="dlq-view")
+
+    def set_active(self, active: bool) -> None:
+        super().set_active(active)
+        if active:
+            self.query_one("#dlq-table").focus()
+
+    async def _load_detail(self) -> None:
+        self.detail_fetches += 1
+        self.query_one(DlqView).reload()
 
 
 class DeployPane(Pane):
