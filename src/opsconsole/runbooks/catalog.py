@@ -53,8 +53,8 @@ STEPS: tuple[Step, ...] = (
          "dlq", ("dlq.depth",)),
     Step("Webhooks Failing (Twilio)", 2, "Twilio logs: Monitor errors (e.g. 30008)", "check", "dlq",
          ("twilio.alerts",)),
-    Step("Webhooks Failing (Twilio)", 3, "Re-queue transient failures with valid payloads", "action", "dlq",
-         built=False),
+    Step("Webhooks Failing (Twilio)", 3, "Re-queue transient failures with valid payloads: R re-queues, "
+         "D discards, e fixes a payload", "action", "dlq"),
     Step("How to Rollback", 1, "Vercel: promote the previous working deployment", "action", "deploy",
          built=False),
     Step("How to Rollback", 2, "Supabase migration: identify it, run the revert script or ALTER TABLE "
