@@ -166,7 +166,10 @@ class OpsApp(App[None]):
     def _update_badge(self, system: str) -> None:
         results = self.board.for_system(system)
         now = self.services.clock()
-        badge = self.query_one(f"#badge-{system}", StatusBadge)
+        found = self.query(f"#badge-{system}").results(StatusBadge)
+        badge = next(found, None)
+        if badge is None:  # shutting down: the widgets are already gone
+            return
         if not results:
             badge.show(None, None, None, now, False)
             return
@@ -179,6 +182,8 @@ class OpsApp(App[None]):
         badge.show(status, latency, oldest if status is not Status.OFF else newest, now, stale)
 
     def _tick(self) -> None:
+        if not self.is_running:
+            return
         now = self.services.clock()
         for system in SYSTEMS:
             self._update_badge(system)
