@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsconsole.domain.db import ActivitySnapshot, Backend
+from opsconsole.domain.dlq import CountEstimate, DlqMessage, Page
 from opsconsole.domain.models import CheckResult, Status
 from opsconsole.domain.ports import Adapter, Check
 from opsconsole.services import CHECK_CATALOG, DetailRows, Services
@@ -82,6 +83,29 @@ INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
 }
 
 
+class FakeDlqStore:
+    """A fixed page of dead letters (hostile text included) for UI snapshots; the real store
+    is tested against PostgreSQL in tests/dlq and tests/ui/test_dlq_tab.py."""
+
+    async def page(self, flt: Any = None, cursor: Any = None, limit: int = 50, direction: str = "older", *,
+                   include_cursor: bool = False) -> Page:
+        rows = (
+            DlqMessage(3000, NOW - timedelta(seconds=9), 30008, "Twilio 30008: Unknown error", "SMaec59d53421aa",
+                       "/webhooks/twilio/status", "campaign-send", "waiting", 3, 466, True, None),
+            DlqMessage(2999, NOW - timedelta(seconds=40), 21610, "Twilio 21610: [bold]STOP[/] ␛[31m",
+                       "SMb8e38d8f2f8bb", "/webhooks/twilio/inbound", "opt-out-sync", "waiting", 1, 451, True, None),
+            DlqMessage(2998, NOW - timedelta(minutes=3), None, "ErrorCode is not an integer", "", "/api/sms/callback",
+                       "", "waiting", 2, 5_242_880, False, "payload is larger than 256 KB"),
+        )
+        return Page(rows=rows, has_more=True, has_newer=False, elapsed_ms=3.0)
+
+    async def count(self, flt: Any = None) -> CountEstimate:
+        return CountEstimate(value=2_911, exact=True)
+
+    async def aclose(self) -> None:
+        return None
+
+
 class FakeServices(Services):
     """Fixed detail views too, so snapshots of the Deploy and Backups tabs show data."""
 
@@ -91,6 +115,10 @@ class FakeServices(Services):
                 {"": "▶", "age": "2h10m", "state": "READY", "target": "production", "sha": "9f8e7d6",
                  "message": "feat: campaigns", "ref": "main"}]
         return DetailRows(rows=rows, fetched_at=NOW, latency_ms=48.0, note="▶ = serving production now")
+
+    @property
+    def dlq_store(self) -> Any:
+        return FakeDlqStore()
 
     async def activity(self) -> ActivitySnapshot:
         def backend(pid: int, user: str, app: str, state: str, dur: float, wait: str, query: str,

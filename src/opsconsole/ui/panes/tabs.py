@@ -53,7 +53,8 @@ class DatabasePane(Pane):
     def set_active(self, active: bool) -> None:
         super().set_active(active)
         if active:  # keys (space, c, x, /) act on the session list at once
-            self.query_one("#activity-table").focus()
+            for table in self.query("#activity-table"):  # absent while the pane is still mounting
+                table.focus()
 
     async def _load_detail(self) -> None:
         self.detail_fetches += 1
@@ -78,7 +79,8 @@ class DlqPane(Pane):
     def set_active(self, active: bool) -> None:
         super().set_active(active)
         if active:
-            self.query_one("#dlq-table").focus()
+            for table in self.query("#dlq-table"):  # absent while the pane is still mounting
+                table.focus()
 
     async def _load_detail(self) -> None:
         self.detail_fetches += 1
