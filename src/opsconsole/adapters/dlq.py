@@ -61,7 +61,15 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
-from opsconsole.adapters.postgres import APP_NAME, DbTarget, _ConfigProblem, describe_connect_error, parse_target
+from opsconsole.adapters.postgres import (
+    APP_NAME,
+    ConfigProblem,
+    DbTarget,
+    configured,
+    describe_connect_error,
+    parse_target,
+    reusable,
+)
 from opsconsole.domain import twilio_codes
 from opsconsole.domain.dlq import (
     BLANK_CHARS,
@@ -483,21 +491,16 @@ class DlqStore:
         try:
             dsn = secret.reveal()
         except SecretError as exc:
-            raise _ConfigProblem(str(exc)) from None
+            raise ConfigProblem(str(exc)) from None
         if not dsn.strip():
-            raise _ConfigProblem(f"{secret.source} is empty")
+            raise ConfigProblem(f"{secret.source} is empty")
         target = parse_target(dsn, hint=secret.hint)
         self._db_target = target
         return dsn, target, secret.hint
 
     async def _session(self) -> tuple[AsyncConn, bool]:
         loop = asyncio.get_running_loop()
-        conn = self._conn
-        if conn is not None and (self._conn_loop is not loop or conn.closed or conn.broken):
-            if self._conn_loop is loop:
-                with contextlib.suppress(psycopg.Error, OSError):
-                    await conn.close()
-            self._conn = conn = None
+        conn = self._conn = await reusable(self._conn, self._conn_loop, loop)
         if conn is not None:
             return conn, False
         dsn, _target, _hint = self._dsn()
@@ -505,13 +508,8 @@ class DlqStore:
             conn = await psycopg.AsyncConnection.connect(
                 dsn, autocommit=True, prepare_threshold=None, connect_timeout=max(2, int(self.connect_timeout_s)),
                 application_name=APP_NAME, row_factory=dict_row)
-        try:
-            await conn.execute(sql.SQL("set idle_in_transaction_session_timeout = {}").format(
-                sql.Literal(IDLE_IN_TRANSACTION_MS)))
-        except BaseException:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await conn.close()
-            raise
+        conn = await configured(conn, [sql.SQL("set idle_in_transaction_session_timeout = {}").format(
+            sql.Literal(IDLE_IN_TRANSACTION_MS))])
         self._conn, self._conn_loop, self._timeouts = conn, loop, None
         return conn, True
 
@@ -549,7 +547,7 @@ class DlqStore:
     def _error(self, exc: BaseException, what: str, *, timeout_ms: int | None = None,
                timeout_hint: str = "") -> DlqError:
         target = self._db_target
-        if isinstance(exc, _ConfigProblem):
+        if isinstance(exc, ConfigProblem):
             return DlqError("config", f"database URL unusable: {exc}")
         if isinstance(exc, TimeoutError):
             return DlqError("timeout", f"{what}: no answer from the database in time — overloaded, or the "
@@ -597,7 +595,7 @@ class DlqStore:
             return problem
         try:
             schema = await self._read(self._introspect, self.read_timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "reading the dead-letter table's columns")
         if isinstance(schema, DlqError):
             return schema
@@ -611,7 +609,7 @@ class DlqStore:
             return problem
         try:
             return await self._read(self._introspect, self.read_timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "reading the dead-letter table's columns")
 
     async def _relation(self, conn: AsyncConn, name: str, what: str) -> tuple[dict[str, Any],
@@ -828,7 +826,7 @@ class DlqStore:
 
         try:
             rows = await self._read(run, timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "loading the page", timeout_ms=timeout_ms, timeout_hint=hint)
         other_flag = bool(rows[0]["other_side"]) if rows else cursor is not None
         found = [r for r in rows if r["id"] is not None]
@@ -863,7 +861,7 @@ class DlqStore:
 
         try:
             return await self._read(run, timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "explaining the page", timeout_ms=timeout_ms, timeout_hint=hint)
 
     async def count(self, flt: DlqFilter | None = None) -> CountEstimate | DlqError:
@@ -895,7 +893,7 @@ class DlqStore:
 
         try:
             return await self._read(run, self.read_timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "counting", timeout_ms=self.read_timeout_ms)
 
     async def selection_count(self, selection: Selection) -> CountEstimate | DlqError:
@@ -933,7 +931,7 @@ class DlqStore:
 
         try:
             rows = await self._read(run, timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "grouping", timeout_ms=timeout_ms, timeout_hint=hint)
         never = frozenset(q.never)
         out: list[GroupRow] = []
@@ -992,7 +990,7 @@ class DlqStore:
 
         try:
             row = await self._read(run, self.read_timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, f"loading message {int(message_id)}", timeout_ms=self.read_timeout_ms)
         if row is None:
             return DlqError("not_found", f"message {int(message_id)} does not exist")
@@ -1059,7 +1057,7 @@ class DlqStore:
 
         try:
             row = await self._read(run, self.read_timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, f"loading the payload of message {int(message_id)}",
                                timeout_ms=self.read_timeout_ms)
         if row is None:
@@ -1151,7 +1149,7 @@ class DlqStore:
             return target
         try:
             rows, bounded = await self._plan_rows(q, selection, "requeue")
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "previewing the re-queue", timeout_ms=PLAN_TIMEOUT_MS)
         selected, ok, by_code, refused = self._summarise(q, selection, rows)
         return RequeuePlan(selection=bounded, target=target.describe, selected=selected, will_requeue=ok,
@@ -1168,7 +1166,7 @@ class DlqStore:
                                       "column: discarding is off")
         try:
             rows, bounded = await self._plan_rows(q, selection, "discard")
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "previewing the discard", timeout_ms=PLAN_TIMEOUT_MS)
         selected, ok, by_code, refused = self._summarise(q, selection, rows)
         return DiscardPlan(selection=bounded, selected=selected, will_discard=ok, by_code=by_code, refused=refused,
@@ -1179,7 +1177,7 @@ class DlqStore:
             return self._target
         try:
             return await self._read(self._requeue_target, self.read_timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, "checking the re-queue target")
 
     # -- actions ----------------------------------------------------------------------------
@@ -1352,7 +1350,7 @@ class DlqStore:
         if selection.by_filter and selection.upto_id is None:
             try:
                 top = await self._read(lambda conn: self._max_id(conn, q), self.read_timeout_ms)
-            except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+            except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
                 return BatchResult(action=action, target=described, errors=(self._error(exc, "starting"),))
             selection = replace(selection, upto_id=top)
         statement = self._chunk_statement(q, action, self._candidates(q, selection, action, params), target)
@@ -1479,7 +1477,7 @@ class DlqStore:
                 if phase == "commit" and row is not None:
                     return await self._reconcile(action, q, row, error)
                 return error
-            except (psycopg.Error, OSError, _ConfigProblem) as exc:
+            except (psycopg.Error, OSError, ConfigProblem) as exc:
                 return self._error(exc, f"{what} chunk failed (rolled back)", timeout_ms=CHUNK_TIMEOUT_MS)
         raise AssertionError("unreachable")
 
@@ -1506,7 +1504,7 @@ class DlqStore:
 
         try:
             found = await self._read(run, self.read_timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             again = self._error(exc, "checking the interrupted chunk")
             return _Uncertain(row=row, committed=None, error=DlqError(
                 error.kind, f"{error.message}; the last chunk ({len(ids)} messages) may or may not have been "
@@ -1577,7 +1575,7 @@ class DlqStore:
 
         try:
             outcome = await self._read(run, self.read_timeout_ms)
-        except (psycopg.Error, OSError, TimeoutError, _ConfigProblem) as exc:
+        except (psycopg.Error, OSError, TimeoutError, ConfigProblem) as exc:
             return self._error(exc, f"fixing message {mid}", timeout_ms=self.read_timeout_ms)
         if isinstance(outcome, DlqError):
             return outcome

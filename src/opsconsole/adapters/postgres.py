@@ -77,7 +77,33 @@ AsyncConn = psycopg.AsyncConnection[DictRow]
 
 # -- safe descriptions -------------------------------------------------------------------------
 
-class _ConfigProblem(Exception):
+async def reusable(conn: AsyncConn | None, conn_loop: asyncio.AbstractEventLoop | None,
+                   loop: asyncio.AbstractEventLoop) -> AsyncConn | None:
+    """`conn` when it can still serve `loop`; a dead one (or one bound to another loop) is dropped,
+    and closed when that is possible from here."""
+    if conn is None:
+        return None
+    if conn_loop is not loop or conn.closed or conn.broken:
+        if conn_loop is loop:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await conn.close()
+        return None
+    return conn
+
+
+async def configured(conn: AsyncConn, statements: Sequence[Any]) -> AsyncConn:
+    """Run session settings on a fresh connection; never leak it when one fails."""
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    except BaseException:
+        with contextlib.suppress(psycopg.Error, OSError):
+            await conn.close()
+        raise
+    return conn
+
+
+class ConfigProblem(Exception):
     """A configuration problem found before talking to the database; the message is safe to show."""
 
 
@@ -114,13 +140,13 @@ def parse_target(dsn: str, *, hint: str) -> DbTarget:
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
-        raise _ConfigProblem(f"{hint} is not a valid PostgreSQL connection string") from None
+        raise ConfigProblem(f"{hint} is not a valid PostgreSQL connection string") from None
     host = str(params.get("host") or params.get("hostaddr") or "localhost").split(",")[0]
     port_text = str(params.get("port") or SESSION_PORT).split(",")[0]
     try:
         port = int(port_text)
     except ValueError:
-        raise _ConfigProblem(f"{hint} has an invalid port") from None
+        raise ConfigProblem(f"{hint} has an invalid port") from None
     return DbTarget(host=host, port=port, user=str(params.get("user") or ""),
                     dbname=str(params.get("dbname") or params.get("user") or "postgres"),
                     password=str(params.get("password") or ""))
@@ -130,9 +156,9 @@ def _reveal(secret: Secret) -> str:
     try:
         value = secret.reveal()
     except SecretError as exc:  # names the source, never the value
-        raise _ConfigProblem(str(exc)) from None
+        raise ConfigProblem(str(exc)) from None
     if not value.strip():
-        raise _ConfigProblem(f"{secret.source} is empty")
+        raise ConfigProblem(f"{secret.source} is empty")
     return value
 
 
@@ -209,7 +235,7 @@ def _dur(seconds: float) -> str:
 
 
 # Public names for the other database users (operator locks, database actions).
-ConfigProblem = _ConfigProblem
+ConfigProblem = ConfigProblem
 reveal_dsn = _reveal
 first_line = _first_line
 format_duration = _dur
@@ -223,7 +249,7 @@ def parse_table_name(name: str) -> sql.Identifier:
     """'schema.table' or 'table' as a safely quoted identifier (no SQL is built from raw text)."""
     parts = [p.strip().strip('"') for p in name.strip().split(".")]
     if not 1 <= len(parts) <= 2 or not all(parts):
-        raise _ConfigProblem(f"[dlq] table {printable(name, single_line=True, limit=80)!r} is not a valid "
+        raise ConfigProblem(f"[dlq] table {printable(name, single_line=True, limit=80)!r} is not a valid "
                              "table name (expected schema.table)")
     return sql.Identifier(*parts)
 
@@ -372,7 +398,7 @@ class PostgresAdapter:
         return self.settings.supabase.database_url if self.settings.supabase is not None else None
 
     def database_target(self) -> tuple[str, DbTarget, str]:
-        """(dsn, target, hint) for `database_url`; raises _ConfigProblem."""
+        """(dsn, target, hint) for `database_url`; raises ConfigProblem."""
         secret = self.database_secret
         assert secret is not None
         dsn = _reveal(secret)
@@ -390,23 +416,12 @@ class PostgresAdapter:
     async def _session(self) -> tuple[AsyncConn, bool]:
         """The shared session on database_url (fresh=True when just opened)."""
         loop = asyncio.get_running_loop()
-        conn = self._conn
-        if conn is not None and (self._conn_loop is not loop or conn.closed or conn.broken):
-            if self._conn_loop is loop:
-                with contextlib.suppress(psycopg.Error, OSError):
-                    await conn.close()
-            self._conn = conn = None
+        conn = self._conn = await reusable(self._conn, self._conn_loop, loop)
         if conn is not None:
             return conn, False
         dsn, _target, _hint = self.database_target()
-        conn = await self.connect(dsn)
-        try:
-            await conn.execute(f"set statement_timeout = {STATEMENT_TIMEOUT_MS}")
-            await conn.execute(f"set lock_timeout = {LOCK_TIMEOUT_MS}")
-        except BaseException:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await conn.close()
-            raise
+        conn = await configured(await self.connect(dsn), [f"set statement_timeout = {STATEMENT_TIMEOUT_MS}",
+                                                          f"set lock_timeout = {LOCK_TIMEOUT_MS}"])
         self._conn, self._conn_loop = conn, loop
         return conn, True
 
@@ -454,7 +469,7 @@ class PostgresAdapter:
             return failed("not configured: supabase.database_url")
         try:
             _dsn, target, hint = self.database_target()
-        except _ConfigProblem as exc:
+        except ConfigProblem as exc:
             return failed(f"database URL unusable: {exc}")
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -465,7 +480,7 @@ class PostgresAdapter:
             await self.drop_session()
             return failed(describe_connect_error(TimeoutError(), what="database", target=target, hint=hint,
                                                  timeout_s=self.timeout_s)[1])
-        except _ConfigProblem as exc:
+        except ConfigProblem as exc:
             return failed(f"database URL unusable: {exc}")
         except pg_errors.QueryCanceled:
             return failed(f"pg_stat_activity did not answer within {STATEMENT_TIMEOUT_MS / 1000:g} s "
@@ -507,7 +522,7 @@ class _BaseCheck:
         hint = "supabase.database_url"
         try:
             _dsn, target, hint = adapter.database_target()
-        except _ConfigProblem as exc:
+        except ConfigProblem as exc:
             return self.result(Status.FAIL, f"database URL unusable: {exc}")
         try:
             async with asyncio.timeout(adapter.timeout_s):
@@ -518,7 +533,7 @@ class _BaseCheck:
             kind, summary = describe_connect_error(TimeoutError(), what="database", target=target, hint=hint,
                                                    timeout_s=adapter.timeout_s)
             return self.result(Status.FAIL, summary, latency_ms=_ms(started), details={"kind": kind})
-        except _ConfigProblem as exc:
+        except ConfigProblem as exc:
             return self.result(Status.FAIL, f"database URL unusable: {exc}")
         except pg_errors.QueryCanceled:
             return self.result(Status.FAIL, f"the database at {target.address} did not answer a simple query "
@@ -565,7 +580,7 @@ class PoolerCheck(_BaseCheck):
         try:
             dsn = _reveal(sb.pooler_url)
             target = parse_target(dsn, hint=hint)
-        except _ConfigProblem as exc:
+        except ConfigProblem as exc:
             return self.result(Status.FAIL, f"pooler URL unusable: {exc}")
         timeout_s = self.adapter.timeout_s
         started = time.perf_counter()
@@ -727,7 +742,7 @@ class DlqDepthCheck(_BaseCheck):
             return self.off("supabase.database_url (the DLQ is read through it)")
         try:
             table = parse_table_name(dlq.table)
-        except _ConfigProblem as exc:
+        except ConfigProblem as exc:
             return self.result(Status.UNKNOWN, f"configuration error: {exc}")
         shown = printable(dlq.table, single_line=True, limit=80)
         try:
