@@ -696,10 +696,9 @@ def _dlq(s: _Section) -> DlqSettings | None:
 
 def _dlq_columns(s: _Section) -> dict[str, str]:
     """`columns = { error_code = "err_code", ... }`: logical names from domain.dlq -> physical."""
-    from opsconsole.domain.dlq import LOGICAL_COLUMNS
-
     if not s.has("columns"):
         return {}
+    from opsconsole.domain.dlq import LOGICAL_COLUMNS  # only when a mapping is configured
     raw = s.get("columns")
     if not isinstance(raw, dict):
         s.fail(s.key("columns"), 'a table such as { error_code = "err_code" }', _describe(raw))

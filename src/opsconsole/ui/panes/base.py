@@ -13,7 +13,6 @@ from textual.widgets import Static
 from opsconsole.domain.models import CheckResult
 from opsconsole.runbooks.catalog import steps_for_tab
 from opsconsole.services import CHECK_CATALOG, DetailRows, Services
-from opsconsole.ui.widgets.detail import DetailView
 from opsconsole.ui.widgets.status import CheckCard
 
 _TITLES = {cid: title for cid, _system, title in CHECK_CATALOG}
@@ -56,6 +55,8 @@ class Pane(VerticalScroll):
         yield from ()
 
     def compose_detail(self) -> ComposeResult:
+        from opsconsole.ui.widgets.detail import DetailView  # panes are built after the first frame
+
         yield DetailView(self.DETAIL_TITLE, id=f"detail-{self.TAB_ID}")
 
     def on_mount(self) -> None:
@@ -94,6 +95,8 @@ class Pane(VerticalScroll):
 
     async def _load_detail(self) -> None:
         self.detail_fetches += 1
+        from opsconsole.ui.widgets.detail import DetailView
+
         data = await self.load_detail(self.services)
         self.query_one(DetailView).show(data, self.services.clock(), self.DETAIL_INTERVAL_S)
 

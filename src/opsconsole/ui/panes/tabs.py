@@ -9,8 +9,6 @@ from textual.widgets import Sparkline, Static
 from opsconsole.domain.models import CheckResult
 from opsconsole.services import DetailRows, Services
 from opsconsole.ui.panes.base import Pane
-from opsconsole.ui.widgets.activity import ActivityView
-from opsconsole.ui.widgets.dlq import DlqView
 
 
 class ApiPane(Pane):
@@ -48,6 +46,8 @@ class DatabasePane(Pane):
     DETAIL_INTERVAL_S = 2.0
 
     def compose_detail(self) -> ComposeResult:
+        from opsconsole.ui.widgets.activity import ActivityView  # built after the first frame
+
         yield ActivityView(id="activity")
 
     def set_active(self, active: bool) -> None:
@@ -57,6 +57,8 @@ class DatabasePane(Pane):
                 table.focus()
 
     async def _load_detail(self) -> None:
+        from opsconsole.ui.widgets.activity import ActivityView
+
         self.detail_fetches += 1
         snapshot = await self.services.activity()
         self.query_one(ActivityView).show(snapshot, self.services.clock())
@@ -74,6 +76,9 @@ class DlqPane(Pane):
     DETAIL_INTERVAL_S = 10.0
 
     def compose_detail(self) -> ComposeResult:
+        # Imported here: the DLQ domain module is sizeable, and this pane is built after the first frame.
+        from opsconsole.ui.widgets.dlq import DlqView
+
         yield DlqView(id="dlq-view")
 
     def set_active(self, active: bool) -> None:
@@ -83,6 +88,8 @@ class DlqPane(Pane):
                 table.focus()
 
     async def _load_detail(self) -> None:
+        from opsconsole.ui.widgets.dlq import DlqView
+
         self.detail_fetches += 1
         self.query_one(DlqView).reload()
 
