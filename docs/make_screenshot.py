@@ -19,7 +19,7 @@ async def shoot(config: Path, out: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(100):
             await pilot.pause(0.1)
-            if len(app.services.board.results) == 13 and not app.describe_for_tests()["in_flight"]:
+            if len(app.services.board.results) == 13 and not app.checks_in_flight:
                 break
         await pilot.pause(0.3)
         app.save_screenshot(filename=out.name, path=str(out.parent))

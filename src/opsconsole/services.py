@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from opsconsole.domain.db import ActivitySnapshot
 from opsconsole.domain.models import SYSTEMS, CheckResult, Status, utcnow, worst
 from opsconsole.domain.ports import Adapter, Check
-from opsconsole.domain.text import printable
+from opsconsole.domain.text import format_age, printable
 from opsconsole.settings import Settings
 
 if TYPE_CHECKING:
@@ -165,12 +165,7 @@ class DetailRows:
 
 
 def _age(now: datetime, then: datetime) -> str:
-    s = max(0, int((now - then).total_seconds()))
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
+    return format_age((now - then).total_seconds())
 
 
 class Services:

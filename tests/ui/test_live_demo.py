@@ -17,7 +17,7 @@ from opsconsole.ui.widgets.status import CheckCard, StatusBadge
 async def _run_until_all_reported(app: OpsApp, pilot: object) -> None:
     for _ in range(150):
         await pilot.pause(0.1)  # type: ignore[attr-defined]
-        if len(app.services.board.results) == len(CHECK_IDS) and not app.describe_for_tests()["in_flight"]:
+        if len(app.services.board.results) == len(CHECK_IDS) and not app.checks_in_flight:
             return
     raise AssertionError(f"only {sorted(app.services.board.results)} reported")
 

@@ -24,3 +24,15 @@ def printable(text: str, *, single_line: bool = False, limit: int | None = None)
     if limit is not None and len(out) > limit:
         out = out[: max(0, limit - 1)] + "…"
     return out
+
+
+def format_age(seconds: float) -> str:
+    """A compact age for tables and badges: 42s, 7m, 3h05m, 2d4h."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -247,5 +247,7 @@ class OpsApp(App[None]):
     async def on_unmount(self) -> None:
         await self.services.aclose()
 
-    def describe_for_tests(self) -> dict[str, Any]:
-        return {"paused": self.paused, "in_flight": sorted(self._in_flight)}
+    @property
+    def checks_in_flight(self) -> list[str]:
+        """Checks started and not yet answered (a hung service shows up here)."""
+        return sorted(self._in_flight)

@@ -6,21 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from opsconsole.domain.models import Status
-from opsconsole.domain.text import printable
+from opsconsole.domain.text import format_age, printable
 
 GLYPH = {Status.OK: "✔", Status.WARN: "▲", Status.FAIL: "✖", Status.UNKNOWN: "?", Status.OFF: "○"}
 LABEL = {Status.OK: "OK", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.UNKNOWN: "UNKN", Status.OFF: "OFF"}
 
 
-def fmt_age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
+fmt_age = format_age
 
 
 def fmt_latency(ms: float | None) -> str:
