@@ -43,6 +43,8 @@ class OpsApp(App[None]):
     COMMANDS = App.COMMANDS | {OpsCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # On a bastion, Ctrl+C means "get me out": quit (and stop the demo), as every CLI does.
+        Binding("ctrl+c", "quit", "Quit", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("r", "refresh", "Refresh"),
         Binding("p", "toggle_pause", "Pause/resume"),
