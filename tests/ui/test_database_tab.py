@@ -136,3 +136,30 @@ async def test_read_only_hides_and_refuses_every_mutating_action(db_env: DemoEnv
     for action in kernel.actions():  # every registered action is refused, whatever the way in
         refusal = await kernel.prepare(action.id, {"pids": [1]})
         assert getattr(refusal, "reason", None) is not None and refusal.reason.value == "read_only"  # type: ignore[union-attr]
+
+
+async def test_a_manual_step_is_journaled_and_shown_in_the_timeline(db_env: DemoEnvironment, tmp_path: Path) -> None:
+    from opsconsole.ui.manual import ManualStepScreen
+    from opsconsole.ui.timeline import TimelineScreen
+
+    settings = _settings(db_env, tmp_path)
+    app = OpsApp(build_services(settings), live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("6")  # Backups: the restore steps are manual
+        await pilot.press("m")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ManualStepScreen)
+        await pilot.press("s")
+        await pilot.press(*"corruption fixable with SQL [bold]")
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, ManualStepScreen)
+        await pilot.press("t")
+        for _ in range(30):
+            await pilot.pause(0.1)
+            if isinstance(app.screen, TimelineScreen) and app.screen.count:
+                break
+        assert isinstance(app.screen, TimelineScreen) and app.screen.count == 1
+    events = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    assert events[0]["kind"] == "manual_step" and events[0]["outcome"] == "skipped"
+    assert events[0]["reason"] == "corruption fixable with SQL [bold]" and "Backups" in events[0]["step"]

@@ -49,6 +49,7 @@ class OpsApp(App[None]):
         Binding("r", "refresh", "Refresh"),
         Binding("p", "toggle_pause", "Pause/resume"),
         Binding("t", "timeline", "Timeline"),
+        Binding("m", "manual_step", "Log step"),
         *[Binding(str(i), f"show_tab('{tab}')", label, show=False)
           for i, (tab, label, _cls) in enumerate(TABS, start=1)],
     ]
@@ -206,6 +207,18 @@ class OpsApp(App[None]):
 
         if not isinstance(self.screen, TimelineScreen):
             self.push_screen(TimelineScreen(self.services.settings))
+
+    def action_manual_step(self) -> None:
+        """Record a manual runbook step of the current tab as done or skipped (journaled)."""
+        from opsconsole.runbooks.catalog import steps_for_tab
+        from opsconsole.ui.manual import ManualStepScreen
+
+        tab = self.query_one(TabbedContent).active.removeprefix("tab-")
+        steps = [s for s in steps_for_tab(tab) if s.kind == "manual"]
+        if not steps:
+            self.notify("This tab has no manual runbook steps.", title="Runbook", timeout=4)
+            return
+        self.push_screen(ManualStepScreen(self.services.settings, steps, links(self.services.settings)))
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{tab}"
