@@ -104,11 +104,15 @@ async def test_keys_stay_instant_while_every_check_hangs() -> None:
     services = fake_services(prefill=False, hang=True)
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
+        for _ in range(100):  # wait until every check is running (and hanging)
+            await pilot.pause(0.05)
+            if len(app.checks_in_flight) == 13:
+                break
+        assert len(app.checks_in_flight) == 13
         for key, tab in zip("234561", ["database", "n8n", "dlq", "deploy", "backups", "api"], strict=True):
             await pilot.press(key)
             assert app.query_one(TabbedContent).active == f"tab-{tab}"
-        assert app.workers  # the checks are still hanging, yet every key was handled
+        assert len(app.checks_in_flight) == 13  # still hanging, yet every key was handled
         # a second refresh does not pile more requests onto the hung services
         calls = sum(c.calls for c in services.adapters[0].checks())  # type: ignore[attr-defined]
         await pilot.press("r")
