@@ -145,19 +145,20 @@ class FakeServices(Services):
                           note="PITR off: only the daily backups below can be restored")
 
 
-def fake_settings(name: str = "production", read_only: bool = False) -> Settings:
+def fake_settings(name: str = "production", read_only: bool = False, *, timeout_s: float = 2) -> Settings:
     return Settings(environment=EnvironmentSettings(name=name, read_only=read_only),
-                    checks=ChecksSettings(interval_s=10, timeout_s=2, long_running_s=60))
+                    checks=ChecksSettings(interval_s=10, timeout_s=timeout_s, long_running_s=60))
 
 
 def fake_services(*, name: str = "production", read_only: bool = False, scenario: str = "incident",
-                  prefill: bool = True, hang: bool = False) -> Services:
+                  prefill: bool = True, hang: bool = False, timeout_s: float = 2) -> Services:
+    """`hang`: every check waits forever, until the runner's deadline (`timeout_s` + 1 s) ends it."""
     checks: list[FakeCheck] = []
     for cid, system, title in CHECK_CATALOG:
         status, summary, details = INCIDENT[cid] if scenario == "incident" else (Status.OK, "fine", {})
         checks.append(FakeCheck(cid, system, title, status, summary, 42.0, details, hang=hang))
     adapters: list[Adapter] = [FakeAdapter("fake", checks)]
-    services = FakeServices(fake_settings(name, read_only), adapter_factory=lambda _s: adapters,
+    services = FakeServices(fake_settings(name, read_only, timeout_s=timeout_s), adapter_factory=lambda _s: adapters,
                             clock=lambda: NOW)
     if prefill:
         for c in checks:

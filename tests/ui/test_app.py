@@ -101,7 +101,10 @@ async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
 
 
 async def test_keys_stay_instant_while_every_check_hangs() -> None:
-    services = fake_services(prefill=False, hang=True)
+    # The hang must outlast the test: with the default 2 s check timeout the runner gives up on
+    # the hung checks after 3 s, and six Pilot key presses (each waits for the screen to go idle)
+    # took 2.1-3.4 s on a loaded 2-core machine, so the checks were no longer in flight (0 == 13).
+    services = fake_services(prefill=False, hang=True, timeout_s=3600)
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(100):  # wait until every check is running (and hanging)
@@ -118,6 +121,25 @@ async def test_keys_stay_instant_while_every_check_hangs() -> None:
         await pilot.press("r")
         await pilot.pause()
         assert sum(c.calls for c in services.adapters[0].checks()) == calls  # type: ignore[attr-defined]
+
+
+async def test_a_hung_check_fails_at_its_deadline_and_is_started_again() -> None:
+    services = fake_services(prefill=False, hang=True, timeout_s=0.2)
+    app = OpsApp(services, live=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(100):  # the deadline is timeout_s + 1 s
+            await pilot.pause(0.05)
+            if len(services.board.results) == 13:
+                break
+        result = services.board.results["api.health"]
+        assert result.status is Status.FAIL and "no answer within 1.2 s" in result.summary
+        assert app.checks_in_flight == []  # given up on, so the next round may ask again
+        fake = services.adapters[0].checks()[0]
+        assert isinstance(fake, FakeCheck)
+        before = fake.calls
+        await pilot.press("r")
+        await pilot.pause()
+        assert fake.calls == before + 1
 
 
 async def test_a_crashing_check_is_unknown_and_the_others_still_report() -> None:
