@@ -32,6 +32,7 @@ from psycopg.rows import DictRow, dict_row
 
 from opsconsole.actions.kernel import GuardedAction
 from opsconsole.actions.model import Outcome, OutcomeStatus, Preview, Refusal, RefusalReason, RiskTier
+from opsconsole.actions.params import ParamSpec, ParamType
 from opsconsole.adapters.postgres import (
     STATEMENT_TIMEOUT_MS,
     ConfigProblem,
@@ -145,6 +146,9 @@ class _BackendSignal:
     kind = ""  # "cancel" | "terminate"
     verb = ""  # "Cancel the running query of" | "Terminate"
     warning = ""
+    needs = "[supabase] database_url"
+    params = (ParamSpec("pids", ParamType.INT_LIST, "the backend PIDs of the sessions (Database tab, or "
+                        "pg_stat_activity)", required=True),)
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings

@@ -22,6 +22,7 @@ from typing import Any
 
 from opsconsole.actions.kernel import GuardedAction
 from opsconsole.actions.model import Outcome, OutcomeStatus, Preview, Refusal, RefusalReason, RiskTier
+from opsconsole.actions.params import ParamRule, ParamSpec, ParamType, one_of
 from opsconsole.adapters.dlq import DlqStore, ProgressCallback
 from opsconsole.domain.dlq import (
     BatchResult,
@@ -36,6 +37,14 @@ from opsconsole.domain.models import utcnow
 from opsconsole.settings import Settings
 
 MAX_DISCARD_REASON = 300
+
+_IDS = ParamSpec("ids", ParamType.INT_LIST, "the message ids (the DLQ tab's id column)")
+_FILTER = ParamSpec("filter", ParamType.DLQ_FILTER, "every message matching this filter (bounded to those "
+                    "that exist when the preview is made)")
+_EXCLUDED = ParamSpec("excluded", ParamType.INT_LIST, "with filter: message ids to leave out")
+_REASON = ParamSpec("reason", ParamType.STR, "why (goes into the journal and the message's history)")
+SELECTION_PARAMS = (_IDS, _FILTER, _EXCLUDED)
+SELECTION_RULES = (one_of("ids", "filter"),)
 
 
 def id_ranges(ids: Iterable[int], *, limit: int = 20_000) -> str:
@@ -102,6 +111,9 @@ def _outcome(result: BatchResult, *, good: int) -> Outcome:
 class _DlqAction:
     start_key = ""
     description = ""
+    needs = "[dlq] and [supabase] database_url"
+    params: tuple[ParamSpec, ...] = SELECTION_PARAMS
+    param_rules: tuple[ParamRule, ...] = SELECTION_RULES
 
     def __init__(self, store: DlqStore, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
@@ -171,6 +183,7 @@ class DiscardMessages(_DlqAction):
     tier = RiskTier.REVERSIBLE
     start_key = "D"
     description = "Mark the selected messages discarded (with a reason; undo with U)"
+    params = (*SELECTION_PARAMS, ParamSpec("reason", ParamType.STR, _REASON.help, required=True))
 
     def __init__(self, store: DlqStore, *, clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__(store, clock=clock)
@@ -219,6 +232,9 @@ class UndoDiscard(_DlqAction):
     tier = RiskTier.REVERSIBLE
     start_key = "U"
     description = "Put the selected discarded messages back to waiting"
+    params = (ParamSpec("ids", ParamType.INT_LIST, "the ids of discarded messages (filter status:discarded)",
+                        required=True),)
+    param_rules = ()
 
     async def build_preview(self, params: Mapping[str, Any]) -> Preview | Refusal:
         raw = params.get("ids")
@@ -245,6 +261,12 @@ class FixPayload(_DlqAction):
     tier = RiskTier.REVERSIBLE
     start_key = "e"
     description = "Replace a message's payload with corrected JSON (the original is kept in its history)"
+    params = (ParamSpec("id", ParamType.INT, "the message id", required=True),
+              ParamSpec("payload", ParamType.STR, "the corrected payload: JSON with MessageSid, To, From and Body",
+                        required=True, max_len=4 * 256 * 1024),
+              ParamSpec("expected_digest", ParamType.STR, "the payload digest the edit started from: refused if "
+                        "the message changed since"))
+    param_rules = ()
 
     async def build_preview(self, params: Mapping[str, Any]) -> Preview | Refusal:
         try:

@@ -223,7 +223,13 @@ class Confirmation:
     elapsed_s: float
     repeat: bool = False
     typed: str = ""
+    via: str = "console"  # "console": a key in the dialog; "cli": `action run` (--yes, --confirm or its prompt)
+
+    @classmethod
+    def from_cli(cls, how: str, *, typed: str = "", elapsed_s: float = 0.0) -> Confirmation:
+        """What `opsconsole action run` collected: `how` is "--yes", "--confirm" or "prompt"."""
+        return cls(key=how, start_key="cli", elapsed_s=elapsed_s, typed=typed, via="cli")
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "start_key": self.start_key, "elapsed_s": round(self.elapsed_s, 3),
-                "repeat": self.repeat, "typed": self.typed}
+                "repeat": self.repeat, "typed": self.typed, "via": self.via}

@@ -93,6 +93,8 @@ def check_confirmation(requirement: ConfirmationRequirement, confirmation: Confi
     """None when `confirmation` satisfies `requirement`; else why not (reason `confirmation`,
     `details["check"]` one of: empty, enter, start_key, forbidden_key, wrong_key, repeat,
     too_fast, typed_empty, typed_mismatch)."""
+    if confirmation.via == "cli":
+        return _check_cli(requirement, confirmation)
     key = confirmation.key
     if not key:
         return _refuse("empty", "no key was pressed: nothing confirmed")
@@ -117,6 +119,29 @@ def check_confirmation(requirement: ConfirmationRequirement, confirmation: Confi
             return _refuse("typed_empty", "this action has no confirmation text to type: refusing")
         if not confirmation.typed:
             return _refuse("typed_empty", f"type {requirement.expected_text} to confirm")
+        if confirmation.typed != requirement.expected_text:
+            return _refuse("typed_mismatch", f"typed text does not match: expected {requirement.expected_text} "
+                                             "exactly")
+    return None
+
+
+CLI_CONFIRMATIONS = ("--yes", "--confirm", "prompt")
+
+
+def _check_cli(requirement: ConfirmationRequirement, confirmation: Confirmation) -> Refusal | None:
+    """`action run`: --yes or a y answer for reversible/disruptive; the typed text for destructive."""
+    if not confirmation.key:
+        return _refuse("empty", "not confirmed: there is no terminal to ask on and neither --yes nor --confirm "
+                                "was given; nothing was done")
+    if confirmation.key not in CLI_CONFIRMATIONS:
+        return _refuse("wrong_key", f"{confirmation.key or 'nothing'} does not confirm an action: use --yes, "
+                                    "--confirm TEXT or answer the prompt")
+    if requirement.kind is ConfirmationKind.TYPED:
+        if not requirement.expected_text:
+            return _refuse("typed_empty", "this action has no confirmation text to type: refusing")
+        if not confirmation.typed:
+            return _refuse("typed_empty", f"this action is destructive: --yes is not enough; pass --confirm "
+                                          f"{requirement.expected_text!r} (the preview's confirm text)")
         if confirmation.typed != requirement.expected_text:
             return _refuse("typed_mismatch", f"typed text does not match: expected {requirement.expected_text} "
                                              "exactly")

@@ -1,0 +1,51 @@
+"""Every guarded action the product knows, configured here or not.
+
+`opsconsole action list` shows them all and says which can run here; the kernel holds only
+the ones whose configuration is present. An action added to the product is added here.
+Each class declares `id`, `title`, `tier`, `description`, `start_key`, `params` and `needs`
+(the configuration it requires) as class attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opsconsole.actions.database import CancelBackends, TerminateBackends
+from opsconsole.actions.dlq import DiscardMessages, FixPayload, RequeueMessages, UndoDiscard
+from opsconsole.actions.model import RiskTier
+from opsconsole.actions.params import ParamRule, ParamSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ActionInfo:
+    """What is known of an action without configuring it."""
+
+    id: str
+    title: str
+    tier: RiskTier
+    description: str
+    start_key: str
+    params: tuple[ParamSpec, ...]
+    needs: str
+    rules: tuple[ParamRule, ...] = ()
+
+    @classmethod
+    def of(cls, action: type) -> ActionInfo:
+        return cls(id=action.id, title=action.title, tier=action.tier,  # type: ignore[attr-defined]
+                   description=getattr(action, "description", ""), start_key=getattr(action, "start_key", ""),
+                   params=tuple(getattr(action, "params", ())), needs=getattr(action, "needs", ""),
+                   rules=tuple(getattr(action, "param_rules", ())))
+
+
+KNOWN_ACTIONS: tuple[ActionInfo, ...] = tuple(ActionInfo.of(cls) for cls in (
+    CancelBackends,
+    TerminateBackends,
+    RequeueMessages,
+    DiscardMessages,
+    UndoDiscard,
+    FixPayload,
+))
+
+
+def action_info(action_id: str) -> ActionInfo | None:
+    return next((a for a in KNOWN_ACTIONS if a.id == action_id), None)
