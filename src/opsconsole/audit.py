@@ -14,14 +14,20 @@ Event format (stable: tools and postmortems read it). Every line is one JSON obj
     operator     {"user", "sudo_user", "ssh_client", "host"} (see `Operator`)
     kind         "action" | "manual_step" | "note"
 
-`kind = "action"` (a guarded action, recorded once it has an outcome, also when refused or cancelled):
+`kind = "action"` (a guarded action; written ahead: a `started` event before it changes anything, then the
+final event with the same `attempt`; refused and cancelled attempts have only the final event):
 
+    attempt  id shared by the started and the final event   pid      the console process that ran it
     action   stable action id, e.g. "vercel.promote"        title    what the operator saw, e.g. "Promote deployment"
     tier     "reversible" | "disruptive" | "destructive"    target   what it acted on (deployment, queue, PIDs...)
     params   the parameters (object)                        preview  the preview shown (text, list or object)
     typed    what the operator typed or pressed to confirm (null when never asked)
-    outcome  "ok" | "partial" | "failed" | "refused" | "cancelled"
+    outcome  "started" | "ok" | "partial" | "failed" | "refused" | "cancelled"
     error    why it failed or was refused (null when ok)    result   what the action reported (object or text)
+
+An attempt with a `started` event and no final one was interrupted (kill -9, an SSH drop, the OOM killer):
+its outcome is unknown until someone checks; `unfinished_attempts` finds them. `kind = "verified"` closes one:
+`attempt`, `verdict` ("done" | "not_done" | "partial" | "unknown") and `reason` (what the operator checked).
 
 `kind = "manual_step"` (a runbook step done outside the console): `step` (its id or title), `outcome`
 ("done" | "skipped"), `reason` (why skipped, or a note).  `kind = "note"`: `text`.
@@ -45,7 +51,7 @@ import stat
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from pathlib import Path, PurePath
@@ -67,6 +73,7 @@ __all__ = [
     "ManualStepOutcome",
     "Operator",
     "TimelineEntry",
+    "UnfinishedAttempt",
     "format_ts",
     "journal_path",
     "parse_duration",
@@ -75,11 +82,15 @@ __all__ = [
     "timeline_entries",
     "timeline_jsonl",
     "timeline_markdown",
+    "unfinished_attempts",
 ]
 
-KINDS: tuple[str, ...] = ("action", "manual_step", "note")
-ActionOutcome = Literal["ok", "partial", "failed", "refused", "cancelled"]
-ACTION_OUTCOMES: tuple[str, ...] = ("ok", "partial", "failed", "refused", "cancelled")
+KINDS: tuple[str, ...] = ("action", "manual_step", "note", "verified")
+ActionOutcome = Literal["started", "ok", "partial", "failed", "refused", "cancelled"]
+ACTION_OUTCOMES: tuple[str, ...] = ("started", "ok", "partial", "failed", "refused", "cancelled")
+FINAL_OUTCOMES: tuple[str, ...] = ("ok", "partial", "failed", "refused", "cancelled")
+VERDICTS: tuple[str, ...] = ("done", "not_done", "partial", "unknown")
+OUTCOME_UNKNOWN = "outcome unknown"
 ManualStepOutcome = Literal["done", "skipped"]
 MANUAL_STEP_OUTCOMES: tuple[str, ...] = ("done", "skipped")
 
@@ -568,6 +579,12 @@ class Journal:
     def record_note(self, text: str) -> dict[str, Any]:
         return self.append({"kind": "note", "text": text})
 
+    def record_verified(self, attempt: str, *, verdict: str, reason: str) -> dict[str, Any]:
+        """Close an attempt whose outcome was unknown: what the operator found when they checked."""
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+        return self.append({"kind": "verified", "attempt": attempt, "verdict": verdict, "reason": reason})
+
     # ------------------------------------------------------------------ reading
 
     def read(self, since: datetime | None = None) -> JournalRead:
@@ -613,6 +630,76 @@ class Journal:
         return JournalRead(events, malformed, self.path)
 
 
+# --------------------------------------------------------------------------------------------- attempts
+
+
+@dataclass(frozen=True, slots=True)
+class UnfinishedAttempt:
+    """An action that wrote its `started` event and never its final one."""
+
+    attempt: str
+    action: str
+    title: str
+    target: str
+    started_at: datetime | None
+    operator: Operator
+    pid: int | None
+    event: Mapping[str, Any]
+
+    def running_here(self, host: str | None = None) -> bool:
+        """Whether the process that started it is still alive on this host (then it is in progress,
+        not lost). A reused pid is told apart by its command line."""
+        here = host if host is not None else socket.gethostname()
+        if self.pid is None or not self.operator.host or self.operator.host != here:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return True
+        return b"opsconsole" in cmdline
+
+    def message(self) -> str:
+        """`outcome unknown: dlq.requeue of 40,000 messages, started 03:12 by alice from 10.1.2.3: …`"""
+        when = self.started_at.strftime("%Y-%m-%d %H:%M UTC") if self.started_at else "at an unknown time"
+        who = self.operator.user + (f" from {self.operator.ssh_client}" if self.operator.ssh_client else "") + (
+            f" on {self.operator.host}" if self.operator.host else "")
+        what = _text(self.action, limit=60) + (f" of {_text(self.target, limit=120)}" if self.target else "")
+        return (f"{OUTCOME_UNKNOWN}: {what}, started {when} by {_text(who, limit=120)}: it never recorded how it "
+                "ended (the console was killed or disconnected). Check before retrying.")
+
+
+def unfinished_attempts(events: Iterable[Mapping[str, Any]]) -> list[UnfinishedAttempt]:
+    """Attempts with a `started` event, no final event and no `verified` record, oldest first."""
+    started: dict[str, Mapping[str, Any]] = {}
+    closed: set[str] = set()
+    for event in events:
+        attempt = event.get("attempt")
+        if not isinstance(attempt, str) or not attempt:
+            continue
+        kind = event.get("kind")
+        if kind == "action" and event.get("outcome") == "started":
+            started.setdefault(attempt, event)
+        elif kind == "verified" or (kind == "action" and event.get("outcome") in FINAL_OUTCOMES):
+            closed.add(attempt)
+    out: list[UnfinishedAttempt] = []
+    for attempt, event in started.items():
+        if attempt in closed:
+            continue
+        pid = event.get("pid")
+        out.append(UnfinishedAttempt(
+            attempt=attempt, action=_text(event.get("action")), title=_text(event.get("title")),
+            target=_text(event.get("target")), started_at=parse_ts(event.get("ts")),
+            operator=Operator.from_json(event.get("operator")),
+            pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None, event=event))
+    return sorted(out, key=lambda u: u.started_at or _FAR_FUTURE)
+
+
 # --------------------------------------------------------------------------------------------- timeline
 
 
@@ -653,6 +740,9 @@ def _entry(event: Mapping[str, Any]) -> TimelineEntry:
     elif kind == "note":
         what = f"Note: {_text(event.get('text'))}"
         detail = ""
+    elif kind == "verified":
+        what = f"Checked an interrupted action (attempt {_text(event.get('attempt'), limit=20)})"
+        detail = _text(event.get("reason"))
     else:
         what = f"{_text(kind) or 'event'}: {_text(event.get('text') or event.get('action'))}".rstrip(": ")
         detail = _text(event.get("error"))
@@ -662,7 +752,7 @@ def _entry(event: Mapping[str, Any]) -> TimelineEntry:
         kind=kind,
         what=what,
         target=_text(event.get("target")),
-        outcome=_text(event.get("outcome")),
+        outcome=_text(event.get("verdict") if kind == "verified" else event.get("outcome")),
         detail=detail,
         event=event,
     )
@@ -672,8 +762,23 @@ _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 def timeline_entries(events: Iterable[Mapping[str, Any]]) -> list[TimelineEntry]:
-    """Events as rows in time order (stable; events without a valid `ts` last)."""
-    entries = [_entry(e) for e in events]
+    """Events as rows in time order (stable; events without a valid `ts` last).
+
+    An action is one row: its final event, or, when it never wrote one, its `started` event shown as
+    "outcome unknown" (the time is when it started)."""
+    events = list(events)
+    unknown = {u.attempt for u in unfinished_attempts(events)}
+    entries: list[TimelineEntry] = []
+    for event in events:
+        if event.get("kind") == "action" and event.get("outcome") == "started":
+            if event.get("attempt") not in unknown:
+                continue  # its final event (or a verification) tells the story
+            entry = _entry(event)
+            entries.append(replace(entry, outcome=OUTCOME_UNKNOWN,
+                                   detail="started, never finished: the console was killed or disconnected; "
+                                          "check before retrying"))
+            continue
+        entries.append(_entry(event))
     return sorted(entries, key=lambda e: e.time or _FAR_FUTURE)
 
 
@@ -773,6 +878,7 @@ def timeline_markdown(
             out.append(line)
         out.append("")
 
+    listing("Outcome unknown (check before retrying)", [e for e in actions if e.outcome == OUTCOME_UNKNOWN])
     listing("Refused actions", [e for e in actions if e.outcome == "refused"])
     listing("Failures", [e for e in actions if e.outcome in ("failed", "partial")])
     listing("Skipped manual steps", [e for e in steps if e.outcome == "skipped"])

@@ -25,6 +25,7 @@ from opsconsole.settings import Settings
 if TYPE_CHECKING:
     from opsconsole.actions.kernel import ActionKernel
     from opsconsole.adapters.dlq import DlqStore
+    from opsconsole.audit import UnfinishedAttempt
     from opsconsole.domain.dlq import RelatedAlert
 
 # Stable check ids (design.md), with their system and title, in display order.
@@ -318,6 +319,18 @@ class Services:
         else:
             note = "PITR off: only the daily backups below can be restored"
         return DetailRows(rows=rows, fetched_at=now, latency_ms=listing.latency_ms, note=f"{inv.region} · {note}")
+
+    def unfinished_attempts(self) -> list[UnfinishedAttempt]:
+        """Actions in this environment's journal that started and never recorded an end (blocking: read
+        the journal from a thread). A missing or unreadable journal has none to report."""
+        from opsconsole.audit import Journal, JournalError, Operator, journal_path, unfinished_attempts
+
+        journal = Journal(journal_path(self.settings), environment=self.settings.environment.name,
+                          operator=Operator(user="-"))
+        try:
+            return unfinished_attempts(journal.read().events)
+        except JournalError:
+            return []
 
     async def aclose(self) -> None:
         if self._dlq is not None:

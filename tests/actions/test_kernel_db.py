@@ -177,11 +177,16 @@ async def prepared(kernel: ActionKernel, action_id: str, params: Mapping[str, An
     return preview
 
 
-def events(settings: Settings) -> list[dict[str, Any]]:
+def all_events(settings: Settings) -> list[dict[str, Any]]:
     path = Path(settings.audit.path)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def events(settings: Settings) -> list[dict[str, Any]]:
+    """The final event of every attempt (the write-ahead `started` events left out)."""
+    return [e for e in all_events(settings) if e.get("outcome") != "started"]
 
 
 def journal_bytes(settings: Settings) -> bytes:
@@ -636,6 +641,13 @@ async def test_journal_has_one_complete_event_per_attempt_and_no_secret(db: Db, 
     assert journal[1]["result"]["items"][0]["pid"] == pid
     assert journal[2]["error"] and "RuntimeError" in journal[2]["error"]
     assert len({e["id"] for e in journal}) == 4
+    # written ahead: the attempts that got past the gate wrote `started` first, with the same attempt id
+    everything = all_events(settings)
+    assert [e["outcome"] for e in everything] == ["refused", "started", "ok", "started", "failed", "refused"]
+    assert everything[1]["attempt"] == everything[2]["attempt"] and everything[3]["attempt"] == everything[4]["attempt"]
+    assert len({e["attempt"] for e in everything}) == 4
+    assert everything[1]["preview"] == everything[2]["preview"] and everything[1]["result"] is None
+    assert all(e["pid"] == os.getpid() for e in everything)
 
 
 # -- the live Database view --------------------------------------------------------------------------

@@ -31,7 +31,9 @@ def _yes(start_key: str) -> Confirmation:
 
 
 def _events(tmp_path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    """The final event of every attempt (not the write-ahead `started` ones)."""
+    lines = (tmp_path / "journal.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["outcome"] != "started"]
 
 
 def test_id_ranges_are_compact_and_bounded() -> None:

@@ -84,7 +84,8 @@ async def test_cancel_a_query_through_the_dialog(db_env: DemoEnvironment, tmp_pa
     assert rows.get(target.pid) != "active"  # its query was cancelled
     assert all(rows.get(pid) == "active" for pid in others)  # nothing else was touched
     events = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
-    assert [e["outcome"] for e in events] == ["cancelled", "ok"]
+    assert [e["outcome"] for e in events] == ["cancelled", "started", "ok"]
+    assert events[1]["attempt"] == events[2]["attempt"]
     assert events[-1]["action"] == "db.cancel" and str(target.pid) in json.dumps(events[-1]["preview"])
     assert db_env.secrets.db_password not in (tmp_path / "journal.jsonl").read_text()
 

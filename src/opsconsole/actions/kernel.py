@@ -5,15 +5,22 @@
     result = await kernel.run(preview, confirmation)                    # Outcome | Refusal
 
 `prepare` refuses in read-only mode before anything is read, and when the journal cannot be
-written. `run` checks, in this order: read-only; the action and preview are valid (known action,
-its declared tier, a preview used only once); the confirmation (policy.check_confirmation);
-staleness (data older than `[actions] max_preview_age_s`); the journal is writable; the
-operator lock (disruptive/destructive actions with a lock key; another console holding it is
-named with since when). Then it executes (an unexpected exception or a timeout becomes a failed
-Outcome, never an exception), releases the lock and appends ONE complete journal event
-(`kind="action"`) before returning. Every `run` call is one attempt and one event, refusals
-included; `cancelled()` records a dialog the operator dismissed. `run` never raises for an
-expected failure (a cancelled task is journaled as failed, then re-raised).
+written; it checks the parameters against the action's declared `params` (the same specs serve
+the console, runbook files and `opsconsole action`). `run` checks, in this order: read-only; the
+action and preview are valid (known action, its declared tier, a preview used only once); the
+confirmation (policy.check_confirmation); staleness (data older than `[actions]
+max_preview_age_s`); the journal is writable; the operator lock (disruptive/destructive actions
+with a lock key; another console holding it is named with since when).
+
+The journal is written ahead: once the gate is passed and the lock taken, a `started` event
+(outcome "started", with the attempt id, the preview and this process's pid) is on disk before
+the action changes anything; if it cannot be written the action is refused. Then it executes
+(an unexpected exception or a timeout becomes a failed Outcome, never an exception), releases
+the lock and appends the final event with the same `attempt` id. An attempt whose `started`
+event has no final one was killed mid-way: `audit.unfinished_attempts` finds it ("outcome
+unknown"). Every `run` call is one attempt, refusals included (a refusal has no `started`
+event: nothing was changed); `cancelled()` records a dialog the operator dismissed. `run` never
+raises for an expected failure (a cancelled task is journaled as failed, then re-raised).
 
 Secrets: parameters are plain data checked for credentials (a DSN, a Secret, password=...) and
 refused if they carry any; the journal masks every secret of the settings on top of that.
@@ -23,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass, replace
 from datetime import datetime
@@ -45,6 +54,7 @@ from opsconsole.actions.model import (
     RiskTier,
     plain,
 )
+from opsconsole.actions.params import ParamError, ParamRule, ParamSpec, coerce_params
 from opsconsole.actions.policy import check_confirmation, requirement_for
 from opsconsole.audit import Journal, JournalError
 from opsconsole.domain.models import utcnow
@@ -79,6 +89,11 @@ class GuardedAction(Protocol):
 
     @property
     def description(self) -> str: ...
+
+    @property
+    def params(self) -> tuple[ParamSpec, ...]:
+        """Every parameter the action takes (see `actions.params`)."""
+        ...
 
     async def build_preview(self, params: Mapping[str, Any]) -> Preview | Refusal: ...
 
@@ -206,9 +221,31 @@ class ActionKernel:
                                                      "are stopped")
         return Refusal(RefusalReason.JOURNAL, text)
 
+    # -- parameters --------------------------------------------------------------------------
+    @staticmethod
+    def param_specs(action: GuardedAction) -> tuple[ParamSpec, ...]:
+        return tuple(getattr(action, "params", ()) or ())
+
+    @staticmethod
+    def param_rules(action: GuardedAction) -> tuple[ParamRule, ...]:
+        return tuple(getattr(action, "param_rules", ()) or ())
+
+    def check_params(self, action: GuardedAction, params: Mapping[str, Any], *,
+                     from_cli: bool = False) -> dict[str, Any] | Refusal:
+        """`params` checked and typed against the action's declared parameters."""
+        checked = coerce_params(self.param_specs(action), params, rules=self.param_rules(action),
+                                from_cli=from_cli)
+        if isinstance(checked, ParamError):
+            return Refusal(RefusalReason.INVALID, f"{action.title}: {checked.message}",
+                           {"problems": list(checked.problems)})
+        return checked
+
     # -- preview -----------------------------------------------------------------------------
-    async def prepare(self, action_id: str, params: Mapping[str, Any]) -> Preview | Refusal:
-        """The preview of `action_id` with `params`, or why there is none. Reads, never changes."""
+    async def prepare(self, action_id: str, params: Mapping[str, Any], *,
+                      from_cli: bool = False) -> Preview | Refusal:
+        """The preview of `action_id` with `params`, or why there is none. Reads, never changes.
+
+        `from_cli`: the values are the strings of `--param KEY=VALUE` (console-only parameters refused)."""
         action = self._actions.get(action_id)
         if self.read_only:
             return self._read_only_refusal(action.title if action is not None else action_id)
@@ -217,11 +254,14 @@ class ActionKernel:
         problem = await asyncio.to_thread(self.journal_problem)
         if problem is not None:
             return self._journal_refusal(problem)
-        leak = credential_problem(params)
+        checked = self.check_params(action, params, from_cli=from_cli)
+        if isinstance(checked, Refusal):
+            return checked
+        leak = credential_problem(checked)
         if leak is not None:
             return Refusal(RefusalReason.INVALID, f"{action.title}: {leak}; parameters must not carry credentials")
         try:
-            preview = await action.build_preview(params)
+            preview = await action.build_preview(checked)
         except Exception as exc:  # a bug in an action must not take the console down
             return Refusal(RefusalReason.UNAVAILABLE, f"{action.title}: the preview could not be built: "
                                                       f"{self.scrub(_describe(exc))}")
@@ -257,34 +297,51 @@ class ActionKernel:
     async def run(self, preview: Preview, confirmation: Confirmation) -> Outcome | Refusal:
         """Check everything, execute, journal once. See the module docstring for the order."""
         started = time.perf_counter()
+        attempt = uuid.uuid4().hex[:16]
         action = self._actions.get(preview.action_id)
         lock_info: dict[str, Any] = {"keys": list(preview.keys_to_lock), "taken": False}
         refusal = await self._gate(action, preview, confirmation)
         if refusal is not None or action is None:
             refusal = refusal or Refusal(RefusalReason.INVALID, "unknown action")
-            return await self._finish(preview, confirmation, refusal, lock_info, started)
+            return await self._finish(preview, confirmation, refusal, lock_info, started, attempt=attempt)
 
         if preview.preview_id in self._used_previews:  # a concurrent run passed the gate meanwhile
             used = Refusal(RefusalReason.INVALID, f"{action.title}: this preview is already being used")
-            return await self._finish(preview, confirmation, used, lock_info, started)
+            return await self._finish(preview, confirmation, used, lock_info, started, attempt=attempt)
         self._used_previews.add(preview.preview_id)  # no await since the check: one execution per preview
         handle: LockHandle | None = None
         try:
             lock = await self._lock(action, preview, lock_info)
             if isinstance(lock, Refusal):
                 self._used_previews.discard(preview.preview_id)
-                return await self._finish(preview, confirmation, lock, lock_info, started)
+                return await self._finish(preview, confirmation, lock, lock_info, started, attempt=attempt)
             handle = lock
+            unwritten = await self._write_ahead(preview, confirmation, lock_info, attempt)
+            if unwritten is not None:
+                self._used_previews.discard(preview.preview_id)
+                return await self._finish(preview, confirmation, unwritten, lock_info, started, attempt=attempt,
+                                          release=handle)
             outcome = await self._execute(action, preview)
         except asyncio.CancelledError:
             interrupted = Outcome(OutcomeStatus.FAILED, f"{action.title} was interrupted (the console is "
                                   "stopping); what it did is unknown: check before retrying",
                                   error="interrupted")
             await asyncio.shield(self._finish(preview, confirmation, interrupted, lock_info, started,
-                                              release=handle))
+                                              attempt=attempt, release=handle))
             raise
-        result = await self._finish(preview, confirmation, outcome, lock_info, started, release=handle)
+        result = await self._finish(preview, confirmation, outcome, lock_info, started, attempt=attempt,
+                                    release=handle)
         return result
+
+    async def _write_ahead(self, preview: Preview, confirmation: Confirmation, lock_info: Mapping[str, Any],
+                           attempt: str) -> Refusal | None:
+        """The `started` event, on disk before anything changes; a refusal when it cannot be written."""
+        event = self.event(preview, confirmation, None, lock_info, outcome="started", attempt=attempt)
+        try:
+            await asyncio.to_thread(self.journal.append, event)
+        except (JournalError, OSError) as exc:
+            return self._journal_refusal(str(exc))
+        return None
 
     async def _gate(self, action: GuardedAction | None, preview: Preview,
                     confirmation: Confirmation) -> Refusal | None:
@@ -332,13 +389,19 @@ class ActionKernel:
         lock_info["taken"] = True
         return got
 
+    def execute_timeout_for(self, action: GuardedAction) -> float:
+        """The action's own limit (a restore is followed for hours) or the kernel's default."""
+        own = getattr(action, "execute_timeout_s", None)
+        return float(own) if own else self.execute_timeout_s
+
     async def _execute(self, action: GuardedAction, preview: Preview) -> Outcome:
+        limit = self.execute_timeout_for(action)
         try:
-            async with asyncio.timeout(self.execute_timeout_s):
+            async with asyncio.timeout(limit):
                 outcome = await action.execute(preview)
         except TimeoutError:
             return Outcome(OutcomeStatus.FAILED, f"{action.title} did not finish within "
-                                                 f"{self.execute_timeout_s:g} s; what it did is unknown: "
+                                                 f"{limit:g} s; what it did is unknown: "
                                                  "check before retrying", error="timeout")
         except Exception as exc:  # never let an action crash the console
             text = self.scrub(_describe(exc))
@@ -349,13 +412,13 @@ class ActionKernel:
         return outcome
 
     async def _finish(self, preview: Preview, confirmation: Confirmation | None, result: Outcome | Refusal,
-                      lock_info: Mapping[str, Any], started: float, *,
+                      lock_info: Mapping[str, Any], started: float, *, attempt: str,
                       release: LockHandle | None = None) -> Outcome | Refusal:
         if release is not None:
             await release.release()
         result = self._scrubbed(result)
         event = self.event(preview, confirmation, result, lock_info,
-                           duration_ms=(time.perf_counter() - started) * 1000)
+                           duration_ms=(time.perf_counter() - started) * 1000, attempt=attempt)
         try:
             await asyncio.to_thread(self.journal.append, event)
         except (JournalError, OSError) as exc:
@@ -367,8 +430,8 @@ class ActionKernel:
 
     def event(self, preview: Preview, confirmation: Confirmation | None, result: Outcome | Refusal | None,
               lock_info: Mapping[str, Any] | None = None, *, duration_ms: float | None = None,
-              outcome: str | None = None, error: str | None = None) -> dict[str, Any]:
-        """The journal event (kind "action") for one attempt."""
+              outcome: str | None = None, error: str | None = None, attempt: str | None = None) -> dict[str, Any]:
+        """The journal event (kind "action") for one attempt; the `started` event has the same keys."""
         if isinstance(result, Outcome):
             outcome = outcome or result.status.value
             error = error or (result.error or (result.summary if result.status is not OutcomeStatus.OK else None))
@@ -381,6 +444,8 @@ class ActionKernel:
             body = None
         return {
             "kind": "action",
+            "attempt": attempt or uuid.uuid4().hex[:16],
+            "pid": os.getpid(),
             "action": preview.action_id,
             "title": preview.title,
             "tier": preview.tier.value,

@@ -115,9 +115,21 @@ class OpsApp(App[None]):
         for result in list(self.board.results.values()):
             self._apply(result)
         self.set_interval(1.0, self._tick)
+        self.run_worker(self._report_unfinished(), group="unfinished", exit_on_error=False)
         if self.live:
             self.call_after_refresh(self.action_refresh)
             self.set_interval(self.interval_s, self._poll)
+
+    async def _report_unfinished(self) -> None:
+        """Actions a killed or disconnected console left without an outcome: say so at once."""
+        found = await asyncio.to_thread(self.services.unfinished_attempts)
+        for attempt in found:
+            if await asyncio.to_thread(attempt.running_here):
+                self.notify(f"in progress: {attempt.action} of {attempt.target}, started by "
+                            f"{attempt.operator.user} (process {attempt.pid} is still running)",
+                            title="Action in progress", severity="information", timeout=20, markup=False)
+                continue
+            self.notify(attempt.message(), title="Outcome unknown", severity="warning", timeout=120, markup=False)
 
     # -- polling ----------------------------------------------------------------------
     def _poll(self) -> None:
