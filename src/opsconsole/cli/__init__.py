@@ -26,59 +26,104 @@ def _env_name(value: str) -> str:
     return check_env_name(value)
 
 
+GLOBAL_OPTIONS = ("--config", "--env", "--read-only", "--theme")
+EX_USAGE = 64  # sysexits.h: the command was used incorrectly (the `action` command's bad usage)
+
+
+def _global_options(*, top: bool) -> argparse.ArgumentParser:
+    """The options every command accepts, before or after the sub-command (same meaning).
+
+    At the top they have real defaults; on each sub-command they are SUPPRESSed, so a value
+    given after the sub-command overrides one given before it, and an absent one changes nothing."""
+    g = argparse.ArgumentParser(add_help=False)
+    quiet: dict[str, object] = {} if top else {"default": argparse.SUPPRESS}
+    g.add_argument("--config", metavar="PATH", help="config file (default: $OPSCONSOLE_CONFIG or "
+                   "<config dir>/config.toml; see `opsconsole config path`)", **quiet)  # type: ignore[arg-type]
+    g.add_argument("--env", metavar="NAME", type=_env_name, help="use <config dir>/NAME.toml",
+                   **quiet)  # type: ignore[arg-type]
+    g.add_argument("--read-only", action="store_true", help="refuse and hide every mutating action",
+                   **quiet)  # type: ignore[arg-type]
+    g.add_argument("--theme", metavar="NAME", help="theme name (opsconsole-dark, opsconsole-light, "
+                   "opsconsole-contrast, a Textual theme or one of yours)", **quiet)  # type: ignore[arg-type]
+    return g
+
+
 def _parser() -> argparse.ArgumentParser:
+    top = _global_options(top=True)
+    shared = [_global_options(top=False)]
     p = argparse.ArgumentParser(
-        prog="opsconsole",
+        prog="opsconsole", parents=[top],
         description="The production runbook as a live terminal console: checks, guarded actions, guided steps.",
-        epilog="Without a sub-command, opens the console on the configured environment.",
+        epilog="Without a sub-command, opens the console on the configured environment. --config, --env, "
+               "--read-only and --theme work before or after any sub-command.",
     )
     p.add_argument("--version", action="version", version=f"opsconsole {__version__}")
-    p.add_argument("--config", metavar="PATH", help="config file (default: $OPSCONSOLE_CONFIG or "
-                   "<config dir>/config.toml; see `opsconsole config path`)")
-    p.add_argument("--env", metavar="NAME", type=_env_name, help="use <config dir>/NAME.toml")
-    p.add_argument("--read-only", action="store_true", help="refuse and hide every mutating action")
-    p.add_argument("--theme", metavar="NAME", help="theme name (opsconsole-dark, opsconsole-light, "
-                   "opsconsole-contrast, a Textual theme or one of yours)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="the console against the embedded demo environment",
+    demo = sub.add_parser("demo", parents=shared, help="the console against the embedded demo environment",
                           description="Start a real PostgreSQL and loopback simulators of every service, "
                                       "then open the console on them. Everything stops when you quit.")
-    demo.add_argument("--scenario", default=None, help="healthy or incident (default: incident)")
-    demo.add_argument("--read-only", action="store_true", dest="demo_read_only",
-                      help="open the console read-only")
+    demo.add_argument("--scenario", default=None, help=_scenario_help())
     demo_sub = demo.add_subparsers(dest="demo_command", metavar="serve")
-    serve = demo_sub.add_parser("serve", help="only the demo environment, until interrupted",
+    serve = demo_sub.add_parser("serve", parents=shared, help="only the demo environment, until interrupted",
                                 description="Run the demo environment without the console; with "
                                             "--print-config, print the path of a config file that points at "
                                             "it (use it with `opsconsole --config PATH` or `check`).")
-    serve.add_argument("--scenario", default=None, dest="serve_scenario", help="healthy or incident")
+    serve.add_argument("--scenario", default=None, dest="serve_scenario", help=_scenario_help())
     serve.add_argument("--print-config", action="store_true", help="print the generated config file's path")
 
-    check = sub.add_parser("check", help="one round of every live check, no UI",
+    check = sub.add_parser("check", parents=shared, help="one round of every live check, no UI",
                            description="Run every live check once and print the results. Exit code: 0 all OK, "
                                        "1 some WARN, 2 some FAIL, 3 UNKNOWN (worst wins; FAIL outranks UNKNOWN).")
     check.add_argument("--json", action="store_true", help="print JSON in the documented format")
     check.add_argument("--only", metavar="SYSTEM[,SYSTEM]", help="only these systems or check ids")
 
-    timeline = sub.add_parser("timeline", help="the incident timeline from the audit journal",
+    timeline = sub.add_parser("timeline", parents=shared, help="the incident timeline from the audit journal",
                               description="Print the audit journal as an incident timeline: Markdown a "
-                                          "postmortem can start from, or the raw JSONL events.")
+                                          "postmortem can start from, or the raw JSONL events. Actions that "
+                                          "started and never recorded an end are listed as outcome unknown.")
     timeline.add_argument("--since", metavar="DURATION", help="only events newer than this, e.g. 90s, 30m, 2h, 1d")
     timeline.add_argument("--format", choices=("md", "jsonl"), default="md", help="md (default) or jsonl")
 
-    config = sub.add_parser("config", help="write a template, validate, or show paths",
+    config = sub.add_parser("config", parents=shared, help="write a template, validate, or show paths",
                             description="Manage the configuration file.")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    init = config_sub.add_parser("init", help="write a commented template (mode 0600)",
+    init = config_sub.add_parser("init", parents=shared, help="write a commented template (mode 0600)",
                                  description="Write a commented configuration template (mode 0600).")
     init.add_argument("--path", metavar="PATH", help="where to write it (default: the config path)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
-    config_sub.add_parser("check", help="validate and print every problem at once",
+    config_sub.add_parser("check", parents=shared, help="validate and print every problem at once",
                           description="Validate the configuration and its secrets; print every problem.")
-    config_sub.add_parser("path", help="print where configuration, themes and the journal live",
+    config_sub.add_parser("path", parents=shared, help="print where configuration, themes and the journal live",
                           description="Print where configuration, themes, state and the journal live.")
+
+    from opsconsole.cli.action import add_action_parser
+
+    add_action_parser(sub, shared)
     return p
+
+
+def _scenario_help() -> str:
+    from opsconsole.demo.scenario import DEFAULT_SCENARIO, SCENARIOS
+
+    return f"one of {', '.join(SCENARIOS)} (default: {DEFAULT_SCENARIO})"
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in `argv` (skipping global options and their values), if any."""
+    takes_value = {"--config", "--env", "--theme"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in takes_value:
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg
+    return None
 
 
 def _err(msg: str) -> None:
@@ -127,7 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     serving = args.demo_command == "serve"
     scenario = (args.serve_scenario if serving else args.scenario) or args.scenario or DEFAULT_SCENARIO
-    read_only = bool(args.read_only or getattr(args, "demo_read_only", False))
+    read_only = bool(args.read_only)
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGHUP, _on_sigterm)
     if not serving:
@@ -266,7 +311,29 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `opsconsole action list | head`: the reader left; not an error of ours
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(arguments)
+    except SystemExit as exc:
+        # `action` promises 64 for bad usage (scripts tell it from "refused" and "failed").
+        if exc.code == 2 and _command_of(arguments) == "action":
+            return EX_USAGE
+        raise
+    if args.command == "action":
+        from opsconsole.cli.action import cmd_action
+
+        return cmd_action(args)
     if args.command == "timeline":
         return cmd_timeline(args)
     if args.command == "demo":
