@@ -25,8 +25,10 @@ from opsconsole.demo.scenario import (
     VERCEL_PROJECT_ID,
     VERCEL_TEAM_ID,
     DemoSecrets,
+    has,
 )
 from opsconsole.demo.sim import FaultPlan, Simulator
+from opsconsole.demo.world import DemoWorld
 
 WORKDIR_PREFIX = "opsconsole-demo-"
 OWNER_FILE = "owner.pid"
@@ -71,6 +73,7 @@ class DemoEnvironment:
         self.with_postgres = postgres
         self.secrets = DemoSecrets.for_scenario(scenario)
         self.faults = FaultPlan()
+        self.world = DemoWorld(scenario)  # what the simulators share (demo/world.py)
         self.sims: dict[str, Simulator] = {}
         self.workdir: Path | None = None
         self.config_path: Path | None = None
@@ -128,11 +131,12 @@ class DemoEnvironment:
         assert self.workdir is not None
         self.postgres = DemoPostgres(base_dir=self.workdir)
         self.postgres.start()
+        self.world.admin_dsn = self.postgres.admin_dsn
         kwargs: dict[str, Any] = {} if self.messages is None else {"messages": self.messages}
         seed(self.postgres.admin_dsn, self.scenario, self.secrets, **kwargs)
         self.pooler = PoolerProxy("127.0.0.1", self.postgres.port)
         self.pooler.start()
-        if self.scenario == "incident":  # Supavisor struggling: the pooler check warns
+        if has(self.scenario, "pooler-slow"):  # Supavisor struggling: the pooler check warns
             self.pooler.set_mode("slow", delay_s=1.5)
         if self.with_sessions:
             self.sessions = LongRunningSessions(self.postgres, self.scenario, self.secrets)

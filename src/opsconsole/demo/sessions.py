@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from opsconsole.demo.scenario import DemoSecrets
+from opsconsole.demo.scenario import DemoSecrets, has
 from opsconsole.demo.seed import READER_ROLE, WORKER_ROLE
 
 ANALYTICS_SQL = (
@@ -86,7 +86,7 @@ class LongRunningSessions:
         try:
             for app in ("campaign-worker", "n8n-sync", "postgrest"):
                 self._open(app, WORKER_ROLE if app != "postgrest" else READER_ROLE)
-            if self.scenario == "incident":
+            if has(self.scenario, "db-load"):
                 self._incident()
         except BaseException:
             self.close()

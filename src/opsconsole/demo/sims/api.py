@@ -13,7 +13,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from opsconsole.demo.scenario import DemoSecrets
+from opsconsole.demo.scenario import DemoSecrets, has
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, iso, now
 from opsconsole.demo.sims.vercel import production_sha
 
@@ -48,12 +48,12 @@ def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets) -> Simulator:
     del secrets
     sim = Simulator("api", faults)
     sha = production_sha(scenario)
-    started = now() - (timedelta(minutes=47) if scenario == "incident" else timedelta(hours=2))
+    started = now() - (timedelta(minutes=47) if has(scenario, "bad-deploy") else timedelta(hours=2))
     rng = random.Random()  # jitter only; statuses depend on the scenario alone
 
     @sim.route("GET", r"/health")
     def health(req: Request, m: re.Match[str]) -> Response:
-        incident = scenario == "incident"
+        incident = has(scenario, "bad-deploy") or has(scenario, "api-wedged")
         body = {
             "status": "error" if incident else "ok",
             "version": f"1.42.0+{sha[:7]}",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from opsconsole.demo.scenario import N8N_WORKFLOWS, DemoSecrets
+from opsconsole.demo.scenario import N8N_WORKFLOWS, DemoSecrets, has
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, epoch_ms, iso, now
 
 API = "/api/v1"
@@ -197,7 +197,7 @@ class _World:
         start = start + timedelta(milliseconds=rng.randint(0, 900))
         status, error = "success", None
         duration = timedelta(milliseconds=rng.randint(900, 4200))
-        if self.scenario == "incident":
+        if has(self.scenario, "n8n-failing"):
             if wf.id == N8N_WORKFLOWS[0] and start >= self.incident_start:
                 status = "error"
                 hostile = self._once("hostile", self.incident_start + timedelta(minutes=15), start)
@@ -229,7 +229,7 @@ class _World:
 
     def retry(self, ex: _Execution, t: datetime) -> _Execution:
         """A retry runs now; it fails again while the incident's cause (expired JWT) persists."""
-        still_broken = (self.scenario == "incident" and ex.workflow.id == N8N_WORKFLOWS[0])
+        still_broken = (has(self.scenario, "n8n-failing") and ex.workflow.id == N8N_WORKFLOWS[0])
         stop = t + timedelta(milliseconds=650)
         if still_broken:
             new = self._add(ex.workflow, "retry", "error", t, stop, retry_of=str(ex.id),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from opsconsole.demo.scenario import has
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, iso, now
 
 PAGES: dict[str, dict[str, Any]] = {
@@ -100,7 +101,7 @@ def seed(page: str, scenario: str, at: datetime | None = None) -> PageState:
     page_id = _sid(rng)
     since = iso(at - timedelta(days=900))
     incident_start = at - timedelta(minutes=35)
-    supabase_incident = page == "supabase" and scenario == "incident"
+    supabase_incident = page == "supabase" and has(scenario, "supabase-degraded")
     degraded = {"Connection Pooler": "degraded_performance"} if supabase_incident else {}
     components = _components(rng, spec, page_id, since, iso(incident_start), degraded)
     page_obj = {"id": page_id, "name": spec["name"], "url": spec["url"], "time_zone": "Etc/UTC",
@@ -110,7 +111,7 @@ def seed(page: str, scenario: str, at: datetime | None = None) -> PageState:
     if supabase_incident:
         affected = [c for c in components if c["name"] in degraded]
         incidents.append(_incident(rng, page_id, incident_start, affected))
-    if page == "vercel" and scenario == "incident":
+    if page == "vercel" and has(scenario, "status-notices"):
         maintenances.append(_maintenance(rng, page_id, at, [c for c in components if c["name"] == "Domains"]))
     return PageState(page=page_obj, indicator="minor" if supabase_incident else "none", components=components,
                      incidents=incidents, maintenances=maintenances)

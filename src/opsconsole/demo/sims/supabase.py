@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from opsconsole.demo.scenario import DEMO_JWT_SECRET, PROJECT_REF, DemoSecrets
+from opsconsole.demo.scenario import DEMO_JWT_SECRET, PROJECT_REF, DemoSecrets, has
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, bearer, iso, now
 
 # The HS256 secret the demo's legacy keys are signed with: `make_legacy_jwt`'s default.
@@ -51,7 +51,7 @@ def _project_body(scenario: str, ref: str) -> dict[str, Any]:
         "name": "campaign-platform",
         "region": REGION,
         "created_at": iso(created),
-        "status": "ACTIVE_UNHEALTHY" if scenario == "incident" else "ACTIVE_HEALTHY",
+        "status": "ACTIVE_UNHEALTHY" if has(scenario, "supabase-degraded") else "ACTIVE_HEALTHY",
         "database": {
             "host": f"db.{ref}.supabase.co",
             "version": "17.4.1.054",
@@ -65,7 +65,7 @@ def _health_item(name: str, scenario: str) -> dict[str, Any]:
     """One V1ServiceHealthResponse; `info` uses the spec's three variants."""
     status = "ACTIVE_HEALTHY"
     error: str | None = None
-    if scenario == "incident":
+    if has(scenario, "supabase-degraded"):
         if name in ("pooler", "pg_bouncer"):
             status = "UNHEALTHY"
             error = "health check timed out after 2000 ms"
@@ -96,7 +96,7 @@ class _BackupPlan:
         t_now = time.time()
         day = 86400.0
         backups: list[dict[str, Any]] = []
-        if self.scenario == "incident":
+        if has(self.scenario, "backup-failed"):
             # Ages grow while the demo runs: an incident does not fix itself.
             failed_at = self.built - 16 * 3600
             newest_ok = self.built - 40 * 3600
@@ -111,7 +111,7 @@ class _BackupPlan:
             backups.append({"id": first_id + n, "is_physical_backup": True, "status": status,
                             "inserted_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(stamp))})
         backups.reverse()  # newest first, like the dashboard
-        pitr = self.scenario != "incident"
+        pitr = not has(self.scenario, "backup-failed")
         physical: dict[str, Any] = {}
         if pitr:
             physical = {"earliest_physical_backup_date_unix": int(t_now - 7 * day),
@@ -262,7 +262,7 @@ class _Metrics:
     """Prometheus text for one project; CPU counters integrate the load over wall-clock time."""
 
     def __init__(self, scenario: str, ref: str) -> None:
-        self.load = _LOADS.get(scenario, _LOADS["healthy"])
+        self.load = _LOADS["incident"] if has(scenario, "db-load") else _LOADS["healthy"]
         self.ref = ref
         self.started = time.monotonic()
         self.uptime_at_start = 3 * 86400 + 4242.0

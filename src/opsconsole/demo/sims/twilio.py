@@ -24,7 +24,7 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from opsconsole.demo.scenario import DemoSecrets
+from opsconsole.demo.scenario import DemoSecrets, has
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, basic, now
 
 HISTORY = timedelta(hours=6)
@@ -193,7 +193,7 @@ class _World:
                                              ("sourceComponent", "12000"), ("ErrorCode", "12200"),
                                              ("LogLevel", "WARN"), ("url", INBOUND_URL)],
                         resource=msg.sid, level="warning", method="POST", url=INBOUND_URL)
-        if self.scenario != "incident":
+        if not has(self.scenario, "twilio-failing"):
             if not self.old_error_done and minute >= self.started - timedelta(hours=2):
                 self.old_error_done = True
                 msg = self._message(rng, at(), "undelivered", 30003)

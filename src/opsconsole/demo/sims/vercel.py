@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from opsconsole.demo.scenario import VERCEL_PROJECT_ID, VERCEL_PROJECT_NAME, VERCEL_TEAM_ID, DemoSecrets
+from opsconsole.demo.scenario import VERCEL_PROJECT_ID, VERCEL_PROJECT_NAME, VERCEL_TEAM_ID, DemoSecrets, has
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, bearer, epoch_ms, now
 
 TEAM_SLUG = "opsdemo"
@@ -140,9 +140,10 @@ class VercelState:
 
 def seed(scenario: str, at: datetime | None = None) -> VercelState:
     """Deterministic history for `scenario` (ids and shas stable, times relative to `at`)."""
-    rng = random.Random(f"opsconsole-vercel-{scenario}")
+    key = "incident" if has(scenario, "bad-deploy") else "healthy"  # stable ids per history
+    rng = random.Random(f"opsconsole-vercel-{key}")
     at = at or now()
-    rows = (*_HEAD.get(scenario, ()), *_HISTORY)
+    rows = (*_HEAD[key], *_HISTORY)
     state = VercelState(created_at=epoch_ms(at - timedelta(days=210)))
     for minutes, target, status, ref, message, who in rows:
         created = at - timedelta(minutes=minutes)
