@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from opsconsole.adapters import dlq as dlq_adapter
 from opsconsole.adapters.dlq import DlqStore
+from opsconsole.adapters.dlq import pages as dlq_pages
 from opsconsole.domain import twilio_codes
 from opsconsole.domain.dlq import (
     MAX_BODY_CHARS,
@@ -285,13 +285,13 @@ async def test_count_is_exact_when_cheap_and_a_labelled_estimate_otherwise(env: 
     store = env.store()
     exact = ok(await store.count())
     assert exact == CountEstimate(env.report.waiting, True) and exact.label == f"{env.report.waiting:,}"
-    monkeypatch.setattr(dlq_adapter, "EXACT_COUNT_MAX_ESTIMATE", 100)
+    monkeypatch.setattr(dlq_pages, "EXACT_COUNT_MAX_ESTIMATE", 100)
     estimate = ok(await store.count(DlqFilter(status=None)))
     assert not estimate.exact and estimate.method == "planner estimate"
     assert 0.5 * env.report.messages <= estimate.value <= 1.5 * env.report.messages
     assert estimate.label.startswith("≈") and "estimate" in estimate.label
-    monkeypatch.setattr(dlq_adapter, "EXACT_COUNT_MAX_ESTIMATE", 10**9)
-    monkeypatch.setattr(dlq_adapter, "COUNT_EXACT_TIMEOUT_MS", 1)
+    monkeypatch.setattr(dlq_pages, "EXACT_COUNT_MAX_ESTIMATE", 10**9)
+    monkeypatch.setattr(dlq_pages, "COUNT_EXACT_TIMEOUT_MS", 1)
     slow = ok(await store.count(DlqFilter(text="no such text anywhere", status=None)))  # scans the 5 MB payload
     assert not slow.exact and "timed out" in slow.method
     sel = ok(await store.selection_count(Selection.of_ids([1, 2, 3])))
@@ -323,7 +323,7 @@ async def test_detail_of_the_5mb_payload_is_fast_and_truncated(env: DlqEnv) -> N
     assert isinstance(detail, DlqMessageDetail)
     assert elapsed < 0.5
     assert detail.truncated and detail.payload_bytes >= 5 * 1024 * 1024
-    assert len(detail.payload_text) <= dlq_adapter.PAYLOAD_LIMIT
+    assert len(detail.payload_text) <= dlq_pages.PAYLOAD_LIMIT
     assert detail.payload_chars > 5 * 1024 * 1024 and detail.payload_text.startswith("{")
     assert detail.payload_problem == "payload is larger than 256 KB"
     full = ok(await store.get_full_payload(huge_id))

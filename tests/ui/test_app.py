@@ -174,6 +174,13 @@ async def test_unknown_theme_falls_back_and_user_theme_loads(tmp_path: pytest.Te
         assert app.theme == "opsconsole-dark"
 
 
+def test_builtin_themes_are_the_three_shipped_files() -> None:
+    """The top-level themes/ folder is installed as opsconsole.themes; all three load from there."""
+    from opsconsole.ui.themes import builtin_themes
+
+    assert sorted(t.name for t in builtin_themes()) == ["opsconsole-contrast", "opsconsole-dark", "opsconsole-light"]
+
+
 @pytest.mark.parametrize("theme", ["opsconsole-dark", "opsconsole-light", "opsconsole-contrast"])
 async def test_builtin_themes_render(theme: str) -> None:
     app = OpsApp(fake_services(), live=False, theme=theme)

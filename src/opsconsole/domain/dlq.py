@@ -119,7 +119,7 @@ def payload_problem(value: object, size_bytes: int | None = None) -> str | None:
     """Why `value` (a parsed payload) cannot be re-queued, or None when it can. `size_bytes` is
     its stored size (default: its JSON text in UTF-8).
 
-    Mirrors the SQL expression in `adapters.dlq` check for check and message for message.
+    Mirrors the SQL expression `adapters.dlq.sql.TableSql.problem` check for check and message for message.
     """
     if size_bytes is None:
         size_bytes = len(json.dumps(value, ensure_ascii=False).encode())

@@ -55,7 +55,8 @@ def load_theme_file(path: Path) -> Theme:
 
 
 def builtin_themes() -> list[Theme]:
-    folder = resources.files("opsconsole") / "themes"
+    """The themes shipped in the top-level themes/ folder, installed as the `opsconsole.themes` package."""
+    folder = resources.files("opsconsole.themes")
     themes = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):

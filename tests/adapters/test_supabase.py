@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from opsconsole.demo.sims.supabase import build_management, build_project
 from opsconsole.domain.backups import Backup, BackupInventory, PitrWindow
 from opsconsole.domain.models import CheckResult, Status
 from opsconsole.settings import ChecksSettings, Secret, Settings, SupabaseSettings
+from tests.adapters.helpers import closed_port_url
 
 HEALTHY = DemoSecrets.for_scenario("healthy")
 INCIDENT = DemoSecrets.for_scenario("incident")
@@ -357,13 +357,6 @@ SPECIFIC = {  # wording that differs for one check
     ("supabase.service_key", "403"): ("this is not a service-role key",),
     ("supabase.resources", "truncated"): ("unreadable Prometheus text",),
 }
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 MATRIX = [(check_id, fault_name) for check_id in TARGET for fault_name in FAULTS]

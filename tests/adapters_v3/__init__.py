@@ -1,1 +1,0 @@
-"""Adapter tests against the demo simulators (n8n, Twilio)."""
