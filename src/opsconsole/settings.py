@@ -122,6 +122,7 @@ class VercelSettings:
     api_url: str = "https://api.vercel.com"
     team_id: str | None = None
     status_url: str = "https://www.vercel-status.com"
+    log_lines: int = 10_000  # runtime log entries kept in memory by the log view (oldest dropped)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,29 @@ class ChecksSettings:
     interval_s: float = 10.0
     timeout_s: float = 8.0
     long_running_s: float = 60.0
+    # per-check polling interval (seconds); Supabase asks for at most one metrics scrape a minute
+    intervals: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_INTERVALS))
+
+    def interval_for(self, check_id: str) -> float:
+        """How often `check_id` runs: its own interval, or `interval_s`."""
+        return float(self.intervals.get(check_id, self.interval_s))
+
+
+DEFAULT_INTERVALS: Mapping[str, float] = {"supabase.resources": 60.0}
+
+
+@dataclass(frozen=True)
+class MigrationsSettings:
+    """Where revert scripts live (`<version>_<name>.down.sql`), besides schema_migrations' rollback column."""
+
+    revert_dir: str = ""
+
+
+@dataclass(frozen=True)
+class RunbooksSettings:
+    """The team's own runbook files (add to or override the built-in ones); "" = <config dir>/runbooks."""
+
+    dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,5 +233,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     checks: ChecksSettings = field(default_factory=ChecksSettings)
     actions: ActionsSettings = field(default_factory=ActionsSettings)
+    migrations: MigrationsSettings = field(default_factory=MigrationsSettings)
+    runbooks: RunbooksSettings = field(default_factory=RunbooksSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     source: Path | None = None  # the file these came from

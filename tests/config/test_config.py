@@ -786,3 +786,34 @@ def test_check_env_name_works_as_an_argparse_type(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         parser.parse_args(["--env", "../prod"])
     assert "not a valid environment name" in capsys.readouterr().err
+
+
+def test_new_keys_log_lines_intervals_migrations_runbooks(tmp_path: Path) -> None:
+    from opsconsole.config import ConfigError, load_settings, read_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[environment]\nname = "x"\n'
+                   '[vercel]\nproject_id = "prj_1"\ntoken = { env = "VERCEL_TOKEN" }\nlog_lines = 500\n'
+                   '[checks]\nintervals = { "supabase.resources" = 120, db.long_running = 5 }\n'
+                   '[migrations]\nrevert_dir = "reverts"\n[runbooks]\ndir = "/srv/runbooks"\n')
+    settings = load_settings(cfg)
+    assert settings.vercel is not None and settings.vercel.log_lines == 500
+    assert settings.checks.interval_for("supabase.resources") == 120
+    assert settings.checks.interval_for("db.long_running") == 5  # the unquoted dotted key means the same
+    assert settings.checks.interval_for("api.health") == settings.checks.interval_s
+    assert settings.migrations.revert_dir == str(tmp_path / "reverts")
+    assert settings.runbooks.dir == "/srv/runbooks"
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[environment]\nname = "x"\n')
+    defaults = load_settings(bare)
+    assert defaults.checks.interval_for("supabase.resources") == 60  # Supabase: one scrape a minute
+    assert defaults.migrations.revert_dir == "" and defaults.runbooks.dir == ""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[environment]\nname = "x"\n[vercel]\nproject_id = "p"\ntoken = "t"\nlog_lines = 5\n'
+                   '[checks]\nintervals = { "nope" = 1, "api.health" = -1 }\n')
+    with pytest.raises(ConfigError) as caught:
+        read_settings(bad)
+    text = str(caught.value)
+    assert "vercel.log_lines: expected a whole number from 100 to 1,000,000" in text
+    assert 'checks.intervals.nope: expected a check id such as "supabase.resources"' in text
+    assert "checks.intervals.api.health: expected a positive number of seconds" in text

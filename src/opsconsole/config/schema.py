@@ -20,8 +20,10 @@ from opsconsole.settings import (
     ChecksSettings,
     DlqSettings,
     EnvironmentSettings,
+    MigrationsSettings,
     N8nSettings,
     RequeueTarget,
+    RunbooksSettings,
     Secret,
     Settings,
     SupabaseSettings,
@@ -35,7 +37,7 @@ _T = TypeVar("_T")
 SECTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "environment": ("name", "read_only"),
     "api": ("health_url", "timeout_s"),
-    "vercel": ("api_url", "project_id", "team_id", "token", "status_url"),
+    "vercel": ("api_url", "project_id", "team_id", "token", "status_url", "log_lines"),
     "supabase": (
         "project_ref",
         "api_url",
@@ -50,11 +52,16 @@ SECTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "twilio": ("account_sid", "auth_token", "api_url", "monitor_url"),
     "dlq": ("table", "requeue", "never_requeue_error_codes", "columns"),
     "audit": ("path",),
-    "checks": ("interval_s", "timeout_s", "long_running_s"),
+    "checks": ("interval_s", "timeout_s", "long_running_s", "intervals"),
     "actions": ("max_preview_age_s",),
+    "migrations": ("revert_dir",),
+    "runbooks": ("dir",),
     "ui": ("theme",),
 }
-"""Every section and key the file may contain (design.md's contract plus [checks] and [ui])."""
+"""Every section and key the file may contain (design.md's contract plus [actions] and [ui])."""
+
+_CHECK_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+MAX_LOG_LINES = 1_000_000
 
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _PGMQ_QUEUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -93,6 +100,13 @@ def _vercel(s: Section) -> VercelSettings | None:
     team_id = s.text("team_id", 'a string: the team id (team_...), or "" for a personal account')
     token = read_secret(s, "token", required=True)
     status_url = s.url("status_url", default=d.status_url)
+    log_lines = d.log_lines
+    raw_lines = s.get("log_lines")
+    if not isinstance(raw_lines, Missing):
+        if isinstance(raw_lines, bool) or not isinstance(raw_lines, int) or not 100 <= raw_lines <= MAX_LOG_LINES:
+            s.fail(s.key("log_lines"), f"a whole number from 100 to {MAX_LOG_LINES:,}", describe(raw_lines))
+        else:
+            log_lines = raw_lines
     if not s.ok or token is None:
         return None
     return VercelSettings(
@@ -101,6 +115,7 @@ def _vercel(s: Section) -> VercelSettings | None:
         api_url=api_url,
         team_id=team_id.strip() or None,
         status_url=status_url,
+        log_lines=log_lines,
     )
 
 
@@ -279,9 +294,46 @@ def _checks(s: Section) -> ChecksSettings:
             f"{timeout:g}",
             hint="a slow round would still be running when the next one starts",
         )
+    intervals = dict(d.intervals)
+    raw = s.get("intervals")
+    if not isinstance(raw, Missing):
+        if not isinstance(raw, dict):
+            s.fail(s.key("intervals"), 'a table of check id = seconds, e.g. { "supabase.resources" = 60 }',
+                   describe(raw))
+        else:
+            # `supabase.resources = 60` unquoted is a nested table in TOML: read it as the check id it means
+            flat: dict[str, object] = {}
+            for name, value in raw.items():
+                if isinstance(value, dict):
+                    flat.update({f"{name}.{sub}": v for sub, v in value.items()})
+                else:
+                    flat[str(name)] = value
+            for check_id, value in flat.items():
+                key = f"{s.key('intervals')}.{printable(str(check_id), single_line=True, limit=40)}"
+                if not _CHECK_ID.match(str(check_id)):
+                    s.fail(key, 'a check id such as "supabase.resources"', quote(str(check_id)))
+                elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 86400:
+                    s.fail(key, "a positive number of seconds (under a day)", describe(value))
+                else:
+                    intervals[str(check_id)] = float(value)
     if not s.ok:
         return d
-    return ChecksSettings(interval_s=interval, timeout_s=timeout, long_running_s=long_running)
+    return ChecksSettings(interval_s=interval, timeout_s=timeout, long_running_s=long_running,
+                          intervals=intervals)
+
+
+def _migrations(s: Section) -> MigrationsSettings:
+    raw = s.text("revert_dir", 'a folder of <version>_<name>.down.sql files, or "" for none')
+    if not s.ok or not raw.strip():
+        return MigrationsSettings()
+    return MigrationsSettings(revert_dir=str(relative_to_config(s.r.path, raw.strip())))
+
+
+def _runbooks(s: Section) -> RunbooksSettings:
+    raw = s.text("dir", 'a folder of runbook files (*.toml), or "" for <config dir>/runbooks')
+    if not s.ok or not raw.strip():
+        return RunbooksSettings()
+    return RunbooksSettings(dir=str(relative_to_config(s.r.path, raw.strip())))
 
 
 def _actions(s: Section) -> ActionsSettings:
@@ -329,6 +381,8 @@ def build_settings(r: Reader, data: Mapping[str, Any]) -> Settings:
     audit = optional("audit", _audit) or AuditSettings()
     checks = optional("checks", _checks) or ChecksSettings()
     actions = optional("actions", _actions) or ActionsSettings()
+    migrations = optional("migrations", _migrations) or MigrationsSettings()
+    runbooks = optional("runbooks", _runbooks) or RunbooksSettings()
     ui = optional("ui", _ui) or UiSettings()
     return Settings(
         environment=environment,
@@ -341,6 +395,8 @@ def build_settings(r: Reader, data: Mapping[str, Any]) -> Settings:
         audit=audit,
         checks=checks,
         actions=actions,
+        migrations=migrations,
+        runbooks=runbooks,
         ui=ui,
         source=r.path,
     )

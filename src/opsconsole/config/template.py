@@ -20,11 +20,16 @@ from opsconsole.settings import Secret
 def _toml_value(value: object) -> str:
     """One TOML value serialized by tomli-w; dicts become inline tables (as in design.md)."""
     if isinstance(value, Mapping):
-        inner = ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items())
+        inner = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
         return "{ " + inner + " }" if inner else "{}"
     if isinstance(value, (list, tuple)):  # one line, as in design.md (tomli-w would split it)
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return tomli_w.dumps({"v": value}).removeprefix("v = ").rstrip("\n")
+
+
+def _toml_key(key: str) -> str:
+    """A bare key when TOML allows one; quoted otherwise (a check id has a dot: "supabase.resources")."""
+    return key if key.replace("_", "").replace("-", "").isalnum() else tomli_w.dumps({"v": key})[4:].rstrip("\n")
 
 
 _Entry = tuple[str, object, str]  # key, example value, comment (may be multi-line)
@@ -86,6 +91,7 @@ _TEMPLATE: tuple[tuple[str, str, tuple[_Entry, ...]], ...] = (
             ),
             ("token", {"env": "VERCEL_TOKEN"}, "Access token (Account Settings > Tokens)."),
             ("status_url", "https://www.vercel-status.com", "Public status page."),
+            ("log_lines", 10000, "Runtime log entries the log view keeps in memory (oldest dropped)."),
         ),
     ),
     (
@@ -176,6 +182,12 @@ _TEMPLATE: tuple[tuple[str, str, tuple[_Entry, ...]], ...] = (
             ("interval_s", 10, "Seconds between two rounds of checks."),
             ("timeout_s", 8, "Seconds before a single check gives up (UNKNOWN); keep it below interval_s."),
             ("long_running_s", 60, "Queries running longer than this are flagged by db.long_running."),
+            (
+                "intervals",
+                {"supabase.resources": 60},
+                "Per-check polling interval in seconds (others use interval_s). Supabase asks for at most\n"
+                "one metrics scrape a minute. Staleness is judged against each check's own interval.",
+            ),
         ),
     ),
     (
@@ -189,6 +201,23 @@ _TEMPLATE: tuple[tuple[str, str, tuple[_Entry, ...]], ...] = (
                 "refresh and confirm again.",
             ),
         ),
+    ),
+    (
+        "migrations",
+        "Reverting a migration (Deploy tab, migrations.revert).",
+        (
+            (
+                "revert_dir",
+                "",
+                'Folder of revert scripts named <version>_<name>.down.sql; "" = none (the rollback\n'
+                "statements schema_migrations may hold are used where they exist).",
+            ),
+        ),
+    ),
+    (
+        "runbooks",
+        "The incident runbooks (wizards).",
+        (("dir", "", 'Folder of your own runbook files (*.toml); "" = <config dir>/runbooks.'),),
     ),
     (
         "ui",
