@@ -43,26 +43,37 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
+from opsconsole.adapters.pg_connection import (
+    APP_NAME,
+    SESSION_PORT,
+    AsyncConn,
+    configured,
+    reusable,
+)
+
+# Re-exported (`as`): the operator locks and the database actions import these from here.
+from opsconsole.adapters.pg_connection import ConfigProblem as ConfigProblem
+from opsconsole.adapters.pg_connection import DbTarget as DbTarget
+from opsconsole.adapters.pg_connection import describe_connect_error as describe_connect_error
+from opsconsole.adapters.pg_connection import first_line as first_line
+from opsconsole.adapters.pg_connection import parse_target as parse_target
+from opsconsole.adapters.pg_connection import reveal_dsn as reveal_dsn
 from opsconsole.domain.db import ActivitySnapshot, Backend
 from opsconsole.domain.models import CheckResult, Status, utcnow
 from opsconsole.domain.ports import Check
 from opsconsole.domain.text import printable
-from opsconsole.settings import Secret, SecretError, Settings
+from opsconsole.settings import Secret, Settings
 
-APP_NAME = "opsconsole"
 STATEMENT_TIMEOUT_MS = 3000
 LOCK_TIMEOUT_MS = 1000
 POOLER_SLOW_MS = 1000.0
 TRANSACTION_PORT = 6543
-SESSION_PORT = 5432
 LONG_FAIL_FACTOR = 5
 DLQ_WARN_WAITING = 100
 DLQ_FAIL_WAITING = 1000
@@ -71,155 +82,6 @@ DLQ_RECENT_MINUTES = 15
 COUNT_CAP = 100_000
 MAX_SESSION_DETAILS = 25
 QUERY_PREVIEW = 300
-
-AsyncConn = psycopg.AsyncConnection[DictRow]
-
-
-# -- safe descriptions -------------------------------------------------------------------------
-
-async def reusable(conn: AsyncConn | None, conn_loop: asyncio.AbstractEventLoop | None,
-                   loop: asyncio.AbstractEventLoop) -> AsyncConn | None:
-    """`conn` when it can still serve `loop`; a dead one (or one bound to another loop) is dropped,
-    and closed when that is possible from here."""
-    if conn is None:
-        return None
-    if conn_loop is not loop or conn.closed or conn.broken:
-        if conn_loop is loop:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await conn.close()
-        return None
-    return conn
-
-
-async def configured(conn: AsyncConn, statements: Sequence[Any]) -> AsyncConn:
-    """Run session settings on a fresh connection; never leak it when one fails."""
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    except BaseException:
-        with contextlib.suppress(psycopg.Error, OSError):
-            await conn.close()
-        raise
-    return conn
-
-
-class ConfigProblem(Exception):
-    """A configuration problem found before talking to the database; the message is safe to show."""
-
-
-@dataclass(frozen=True, slots=True)
-class DbTarget:
-    """Where a DSN points, without its password: what summaries may show."""
-
-    host: str
-    port: int
-    user: str
-    dbname: str
-    password: str = ""  # kept only to scrub it from messages; never shown
-
-    @property
-    def address(self) -> str:
-        if self.host.startswith("/"):
-            return f"{self.host} (socket, port {self.port})"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
-    def masked(self) -> str:
-        """A URL for details/logs: the password replaced by ***."""
-        cred = quote(self.user, safe="") + (":***" if self.password else "")
-        return f"postgresql://{cred}@{self.address}/{quote(self.dbname, safe='')}"
-
-    def scrub(self, text: str) -> str:
-        return text.replace(self.password, "***") if len(self.password) >= 3 else text
-
-
-def parse_target(dsn: str, *, hint: str) -> DbTarget:
-    """Parse a URL or key=value DSN. libpq's parse errors can quote the string, so they are
-    replaced by a message naming only where the DSN came from."""
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.Error:
-        raise ConfigProblem(f"{hint} is not a valid PostgreSQL connection string") from None
-    host = str(params.get("host") or params.get("hostaddr") or "localhost").split(",")[0]
-    port_text = str(params.get("port") or SESSION_PORT).split(",")[0]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigProblem(f"{hint} has an invalid port") from None
-    return DbTarget(host=host, port=port, user=str(params.get("user") or ""),
-                    dbname=str(params.get("dbname") or params.get("user") or "postgres"),
-                    password=str(params.get("password") or ""))
-
-
-def _reveal(secret: Secret) -> str:
-    try:
-        value = secret.reveal()
-    except SecretError as exc:  # names the source, never the value
-        raise ConfigProblem(str(exc)) from None
-    if not value.strip():
-        raise ConfigProblem(f"{secret.source} is empty")
-    return value
-
-
-def _first_line(exc: BaseException, target: DbTarget | None) -> str:
-    """The server's own words, one printable line, password scrubbed."""
-    text = str(exc) or type(exc).__name__
-    if target is not None:
-        text = target.scrub(text)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # psycopg prefixes 'connection failed: connection to server at "h", port p failed: FATAL: ...'
-    line = lines[0] if lines else text
-    for marker in ("FATAL:", "ERROR:"):
-        if marker in line:
-            line = line.split(marker, 1)[1]
-    if " failed: " in line and line.startswith("connection failed"):
-        line = line.rsplit(" failed: ", 1)[1]
-    return printable(line.strip(), single_line=True, limit=160)
-
-
-def describe_connect_error(exc: BaseException, *, what: str, target: DbTarget, hint: str,
-                           timeout_s: float) -> tuple[str, str]:
-    """(kind, summary) for a failure to connect; `what` is 'pooler' or 'database'."""
-    if isinstance(exc, TimeoutError):
-        why = "Supavisor hanging or overloaded" if what == "pooler" else "database overloaded"
-        return "timeout", (f"no answer from the {what} at {target.address} within {timeout_s:g} s — "
-                           f"{why}, or a firewall dropping packets?")
-    low = str(exc).lower()
-    user = printable(target.user or "(none)", single_line=True, limit=60)
-    db = printable(target.dbname, single_line=True, limit=60)
-    if "password authentication failed" in low:
-        return "auth", f"password authentication failed for user {user} — check {hint}"
-    if "no password supplied" in low:
-        return "auth", f"the server wants a password for user {user} and {hint} has none"
-    if "tenant or user not found" in low:
-        return "auth", (f"the pooler does not know user {user} (Tenant or user not found) — the pooler user "
-                        f"is postgres.<project_ref>; check {hint}")
-    if "role" in low and "does not exist" in low:
-        return "auth", f"role {user} does not exist — check the user in {hint}"
-    if "database" in low and "does not exist" in low:
-        return "config", f"database {db} does not exist — check the database name in {hint}"
-    if "no pg_hba.conf entry" in low:
-        return "auth", f"the server does not allow user {user} from this host (pg_hba.conf) — check {hint}"
-    if "connection refused" in low:
-        if what == "pooler":
-            return "refused", (f"pooler refused the connection at {target.address} — "
-                               "is Supavisor up / the port right?")
-        return "refused", f"database refused the connection at {target.address} — is it up / the port right?"
-    if "timeout expired" in low or "timed out" in low:
-        return "timeout", (f"no answer from the {what} at {target.address} within {timeout_s:g} s "
-                           "(connect timed out)")
-    if "could not translate host name" in low or "name or service not known" in low:
-        return "dns", f"cannot resolve host {printable(target.host, limit=80)} — check {hint}"
-    if "too many connections" in low or "remaining connection slots" in low or "max_client_conn" in low:
-        return "full", (f"the {what} at {target.address} has no free connection slots: "
-                        f"{_first_line(exc, target)}")
-    if "starting up" in low or "shutting down" in low or "in recovery mode" in low:
-        return "unavailable", (f"the database behind {target.address} is not available: "
-                               f"{_first_line(exc, target)}")
-    if "server closed the connection" in low or "connection reset" in low:
-        return "closed", f"the {what} at {target.address} closed the connection during login"
-    return "other", f"cannot connect to the {what} at {target.address}: {_first_line(exc, target)}"
 
 
 def _dur(seconds: float) -> str:
@@ -234,11 +96,7 @@ def _dur(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-# Public names for the other database users (operator locks, database actions).
-ConfigProblem = ConfigProblem
-reveal_dsn = _reveal
-first_line = _first_line
-format_duration = _dur
+format_duration = _dur  # public name for the operator locks and database actions
 
 
 def _count(n: int) -> str:
@@ -401,7 +259,7 @@ class PostgresAdapter:
         """(dsn, target, hint) for `database_url`; raises ConfigProblem."""
         secret = self.database_secret
         assert secret is not None
-        dsn = _reveal(secret)
+        dsn = reveal_dsn(secret)
         return dsn, parse_target(dsn, hint=secret.hint), secret.hint
 
     def connect_timeout(self) -> int:
@@ -486,13 +344,13 @@ class PostgresAdapter:
             return failed(f"pg_stat_activity did not answer within {STATEMENT_TIMEOUT_MS / 1000:g} s "
                           "(statement_timeout) — database overloaded?")
         except pg_errors.InsufficientPrivilege as exc:
-            return failed(f"user {printable(target.user, limit=60)} lacks a privilege: {_first_line(exc, target)}")
+            return failed(f"user {printable(target.user, limit=60)} lacks a privilege: {first_line(exc, target)}")
         except psycopg.OperationalError as exc:
             return failed(describe_connect_error(exc, what="database", target=target, hint=hint,
                                                  timeout_s=self.timeout_s)[1])
         except psycopg.Error as exc:
             state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
-            return failed(f"reading pg_stat_activity failed{state}: {_first_line(exc, target)}")
+            return failed(f"reading pg_stat_activity failed{state}: {first_line(exc, target)}")
         except OSError as exc:
             return failed(f"cannot reach the database at {target.address}: "
                           f"{printable(str(exc), single_line=True, limit=120)}")
@@ -541,7 +399,7 @@ class _BaseCheck:
                                             "overloaded?", latency_ms=_ms(started))
         except pg_errors.InsufficientPrivilege as exc:
             return self.result(Status.UNKNOWN, f"user {printable(target.user, limit=60)} lacks a privilege: "
-                                               f"{_first_line(exc, target)}", latency_ms=_ms(started))
+                                               f"{first_line(exc, target)}", latency_ms=_ms(started))
         except psycopg.OperationalError as exc:
             kind, summary = describe_connect_error(exc, what="database", target=target, hint=hint,
                                                    timeout_s=adapter.timeout_s)
@@ -549,7 +407,7 @@ class _BaseCheck:
                                details={"kind": kind, "url": target.masked})
         except psycopg.Error as exc:
             state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
-            return self.result(Status.UNKNOWN, f"query failed{state}: {_first_line(exc, target)}",
+            return self.result(Status.UNKNOWN, f"query failed{state}: {first_line(exc, target)}",
                                latency_ms=_ms(started))
         except OSError as exc:
             return self.result(Status.FAIL, f"cannot reach the database at {target.address}: "
@@ -578,7 +436,7 @@ class PoolerCheck(_BaseCheck):
             return self.off("supabase.pooler_url")
         hint = sb.pooler_url.hint
         try:
-            dsn = _reveal(sb.pooler_url)
+            dsn = reveal_dsn(sb.pooler_url)
             target = parse_target(dsn, hint=hint)
         except ConfigProblem as exc:
             return self.result(Status.FAIL, f"pooler URL unusable: {exc}")
@@ -599,7 +457,7 @@ class PoolerCheck(_BaseCheck):
                                details={"kind": kind, "url": target.masked})
         except psycopg.Error as exc:
             return self.result(Status.FAIL, f"select 1 via the pooler at {target.address} failed: "
-                                            f"{_first_line(exc, target)}", latency_ms=_ms(started),
+                                            f"{first_line(exc, target)}", latency_ms=_ms(started),
                                details={"kind": "query", "url": target.masked})
         finally:
             if conn is not None:
@@ -762,7 +620,7 @@ class DlqDepthCheck(_BaseCheck):
                                 f"{printable(conn.info.dbname, limit=60)} — check [dlq] table") from None
         except pg_errors.UndefinedColumn as exc:
             raise _MissingTable(f"configuration error: {shown} is not a dead-letter table as expected "
-                                f"(needs status, received_at, error_code): {_first_line(exc, None)}",
+                                f"(needs status, received_at, error_code): {first_line(exc, None)}",
                                 ) from None
         except pg_errors.LockNotAvailable:
             raise _MissingTable(f"{shown} is locked by another session (a migration or VACUUM FULL?); "

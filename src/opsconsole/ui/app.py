@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -18,7 +18,7 @@ from opsconsole.domain.models import SYSTEMS, CheckResult, Status
 from opsconsole.domain.ports import Check
 from opsconsole.runbooks.catalog import links
 from opsconsole.services import Services, StatusBoard
-from opsconsole.ui.commands import OpsCommands
+from opsconsole.ui.commands import OpsCommands, PaletteHost
 from opsconsole.ui.help import HelpScreen, key_label
 from opsconsole.ui.panes.base import Pane
 from opsconsole.ui.panes.tabs import TABS, ApiPane
@@ -278,3 +278,7 @@ class OpsApp(App[None]):
     def checks_in_flight(self) -> list[str]:
         """Checks started and not yet answered (a hung service shows up here)."""
         return sorted(self._in_flight)
+
+
+if TYPE_CHECKING:  # mypy proves here that OpsApp offers everything the palette entries call
+    _palette_host: type[PaletteHost] = OpsApp

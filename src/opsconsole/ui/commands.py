@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-if TYPE_CHECKING:
-    from opsconsole.ui.app import OpsApp
+from opsconsole.services import Services
+
+
+class PaletteHost(Protocol):
+    """What the palette entries call on the app (OpsApp): the provider depends on this, not on
+    ui.app, which imports the provider, so the two modules do not import each other."""
+
+    services: Services
+
+    def action_show_tab(self, tab: str) -> None: ...
+    def action_refresh(self) -> None: ...
+    def action_toggle_pause(self) -> None: ...
+    def action_help(self) -> None: ...
+    def action_timeline(self) -> None: ...
+    def start_action(self, action_id: str, start_key: str) -> None: ...
 
 
 class OpsCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
         from opsconsole.ui.panes.tabs import TABS
 
-        app: OpsApp = self.app  # type: ignore[assignment]
+        app = cast(PaletteHost, self.app)
         cmds: list[tuple[str, str, object]] = [
             (f"Go to {label} tab", f"Show the {label} tab (key {i})", partial(app.action_show_tab, tab))
             for i, (tab, label, _cls) in enumerate(TABS, start=1)

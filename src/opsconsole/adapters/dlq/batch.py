@@ -23,7 +23,7 @@ from opsconsole.adapters.dlq.pages import DlqReader
 from opsconsole.adapters.dlq.schema import AsyncConn, RequeueTarget
 from opsconsole.adapters.dlq.session import CLIENT_GRACE_S
 from opsconsole.adapters.dlq.sql import TableSql, as_code
-from opsconsole.adapters.postgres import ConfigProblem
+from opsconsole.adapters.pg_connection import ConfigProblem
 from opsconsole.domain.dlq import (
     DISCARDED,
     REQUEUED,

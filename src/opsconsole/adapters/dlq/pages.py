@@ -19,7 +19,7 @@ from psycopg.rows import DictRow
 from opsconsole.adapters.dlq.schema import AsyncConn
 from opsconsole.adapters.dlq.session import DlqSession
 from opsconsole.adapters.dlq.sql import LIST_ERROR_CHARS, TableSql, as_code
-from opsconsole.adapters.postgres import ConfigProblem
+from opsconsole.adapters.pg_connection import ConfigProblem
 from opsconsole.domain import twilio_codes
 from opsconsole.domain.dlq import (
     CountEstimate,

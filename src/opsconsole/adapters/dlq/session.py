@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 from opsconsole.adapters.dlq.schema import AsyncConn, RequeueTarget, pgmq_target, read_mapping, table_target
 from opsconsole.adapters.dlq.sql import TableSql
-from opsconsole.adapters.postgres import (
+from opsconsole.adapters.pg_connection import (
     APP_NAME,
     ConfigProblem,
     DbTarget,
