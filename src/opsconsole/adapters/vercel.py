@@ -204,6 +204,10 @@ class VercelAdapter:
     def checks(self) -> list[Check]:
         return list(self._checks)
 
+    @property
+    def project_id(self) -> str:
+        return self.settings.project_id
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
