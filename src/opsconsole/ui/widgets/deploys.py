@@ -18,8 +18,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.coordinate import Coordinate
 from textual.content import Content
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
 from opsconsole.domain.deploys import Deployment
