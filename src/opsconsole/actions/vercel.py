@@ -116,6 +116,11 @@ def last_promotion(events: Iterable[Mapping[str, Any]], project_id: str = "") ->
     return found
 
 
+def _when(ts: str) -> str:
+    """A journal timestamp as '2026-11-27 03:12 UTC'."""
+    return ts[:16].replace("T", " ") + " UTC" if len(ts) >= 16 else ts
+
+
 def label(dep: Deployment, now: datetime | None = None) -> str:
     """'dpl_x  a1b2c3d "Fix pool size" (main) · 47m old'."""
     parts = [dep.id]
@@ -443,7 +448,7 @@ class PromoteDeployment(_VercelAction):
             if record is None:
                 return Refusal(RefusalReason.NOTHING_TO_DO, "nothing to undo: the journal has no successful promote "
                                                             "of this project")
-            wanted, why = record.from_id, f"what served before the promote of {record.at} by {record.operator}"
+            wanted, why = record.from_id, f"what served before the last promote, {_when(record.at)}"
         if wanted is None:
             target_or = await self._previous_working(prod)
             if isinstance(target_or, str):
@@ -477,7 +482,7 @@ class PromoteDeployment(_VercelAction):
                        "production database and keys")
             lines.append(f"note: {warning}")
         if record is not None:
-            lines.append(f"undoes the promote of {record.at} by {record.operator} ({record.from_id} -> "
+            lines.append(f"undoes the promote of {_when(record.at)} by {record.operator} ({record.from_id} -> "
                          f"{record.to_id})" + ("" if record.to_id == prod.id else
                                                 f"; {record.to_id} no longer serves, {prod.id} does"))
         if job is not None and not job.final:

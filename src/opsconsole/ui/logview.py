@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 REPAINT_S = 0.1
 MESSAGE_LIMIT = 2000  # characters of a message drawn (scroll right to read them)
 VIRTUAL_WIDTH = 2200
+_LEVEL = {"warning": "WARN", "error": "ERROR", "fatal": "FATAL", "info": "INFO", "debug": "DEBUG", "trace": "TRACE"}
 
 
 class LogLines(ScrollView, can_focus=True):
@@ -94,11 +95,12 @@ class LogLines(ScrollView, can_focus=True):
         status = e.status or 0
         status_style = self._style("loglines--s5") if status >= 500 else self._style("loglines--s4") \
             if status >= 400 else self._style("loglines--s2") if status else self._style("loglines--muted")
-        path = printable(e.path, single_line=True, limit=200) if e.path else "-"
+        path_width = max(12, min(32, width // 4))  # the message gets the rest of the line
+        path = printable(e.path, single_line=True, limit=path_width) if e.path else "-"
         segments = [Segment(e.time_text(), self._style("loglines--time")), Segment(" "),
-                    Segment(f"{e.level[:5].upper():<5}", level_style), Segment(" "),
+                    Segment(f"{_LEVEL.get(e.level, e.level[:5].upper()):<5}", level_style), Segment(" "),
                     Segment(f"{e.status_text:>3}", status_style), Segment(" "),
-                    Segment(f"{printable(e.method, limit=7) or '-':<4} {path}"), Segment("  "),
+                    Segment(f"{printable(e.method, limit=7) or '-':<4} {path:<{path_width}}"), Segment(" "),
                     Segment(e.display_message(MESSAGE_LIMIT))]
         strip = Strip(segments).crop(scroll_x, scroll_x + width)
         return strip.extend_cell_length(width).apply_style(self.rich_style)

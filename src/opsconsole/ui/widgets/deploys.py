@@ -193,7 +193,7 @@ class DeploymentsView(Vertical):
         if listing.problem is not None:
             status.update(Content(cell(listing.problem, 300)))
             return
-        parts = ["▶ serving production"]
+        parts = ["▶ serving"]
         target = self.cursor_deployment()
         if target is not None and self._actions_shown():
             if target.id == listing.current_id:
@@ -206,7 +206,6 @@ class DeploymentsView(Vertical):
             parts.append(f"as of {fmt_age((now - listing.fetched_at).total_seconds())} ago")
         if listing.latency_ms is not None:
             parts.append(fmt_latency(listing.latency_ms))
-        parts.append(f"every {self.interval_s:g} s")
         status.update(Content(" · ".join(parts)))
 
     # -- progress of a running action ---------------------------------------------------------
@@ -264,8 +263,9 @@ class DeploymentsView(Vertical):
         if action_id == "vercel.promote":
             dep = self.cursor_deployment()
             current = self.listing.current_id if self.listing is not None else None
-            if dep is not None and dep.id != current:
-                params["deployment"] = dep.id
+            default = self.listing.previous_working() if self.listing is not None else None
+            if dep is not None and dep.id != current and (default is None or dep.id != default.id):
+                params["deployment"] = dep.id  # picked; the default needs no parameter
         self.start(action_id, params, _START_KEYS.get(action_id, ""))
 
     def start(self, action_id: str, params: dict[str, Any], start_key: str) -> None:
