@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsconsole.domain.db import ActivitySnapshot, Backend
+from opsconsole.domain.deploys import Deployment
 from opsconsole.domain.dlq import CountEstimate, DlqMessage, Page
 from opsconsole.domain.models import CheckResult, Status
 from opsconsole.domain.ports import Adapter, Check
-from opsconsole.domain.deploys import Deployment
 from opsconsole.services import CHECK_CATALOG, DeployListing, DetailRows, Services
 from opsconsole.settings import ChecksSettings, EnvironmentSettings, Settings
 

@@ -120,7 +120,8 @@ def log_entries() -> list[LogEntry]:
     for i in range(40):
         status = 500 if i % 5 == 2 else (404 if i == 7 else 200)
         level = "error" if status == 500 else ("warning" if status == 404 else "info")
-        message = {500: "pool exhausted [bold red]x[/] \x1b[31mred\x1b[0m [/oops]", 404: "campaign 9912 not found"}.get(status, f"GET ok in {10 + i}ms")
+        message = {500: "pool exhausted [bold red]x[/] \x1b[31mred\x1b[0m [/oops]",
+                   404: "campaign 9912 not found"}.get(status, f"GET ok in {10 + i}ms")
         rows.append(LogEntry(timestamp_ms=base + i * 1500, level=level, message=message, status=status,
                              method="GET" if i % 2 else "POST", path="/api/campaigns" if i % 2 else
                              "/webhooks/twilio/status", source="serverless", row_id=f"r{i}"))
