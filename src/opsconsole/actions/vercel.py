@@ -480,7 +480,6 @@ class PromoteDeployment(_VercelAction):
             warning = (f"{target.id} is a {_target_kind(target)} deployment: Vercel rebuilds it with the production "
                        "environment variables before it serves, which takes a build's time; check it uses the "
                        "production database and keys")
-            lines.append(f"note: {warning}")
         if record is not None:
             lines.append(f"undoes the promote of {_when(record.at)} by {record.operator} ({record.from_id} -> "
                          f"{record.to_id})" + ("" if record.to_id == prod.id else
@@ -490,6 +489,7 @@ class PromoteDeployment(_VercelAction):
         preview = Preview(action_id=self.id, title=self.title, tier=self.tier,
                           target=f"{target.id} ({target.short_sha or 'no sha'}) to production",
                           confirm_text=target.short_sha or target.id, data_as_of=now, lines=tuple(lines),
+                          warning=warning,
                           params={"deployment": target.id, **({"undo": True} if record is not None else {})},
                           lock_key=self.lock_key)
         self._plans[preview.preview_id] = {"target": target, "production": prod}

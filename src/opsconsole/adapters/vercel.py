@@ -284,7 +284,16 @@ class VercelAdapter:
         """`POST /v10/projects/{id}/promote/{deployment}`: 201 or 202 when accepted (no body).
         Raises SecretError only."""
         path = PROMOTE_PATH.format(project=_q(self.settings.project_id), deployment=_q(deployment_id))
-        return await self.post(path, {}, expect="text")
+        outcome = await self.post(path, {}, expect="text")  # success has no body
+        if outcome.kind == "http" and outcome.status_code is not None and outcome.text:
+            data: Any = None
+            with contextlib.suppress(ValueError):
+                data = json.loads(outcome.text)
+            if data is not None:  # the error body is JSON: say Vercel's own words
+                outcome = replace(outcome, data=data, problem=describe_status(
+                    SERVICE, outcome.status_code, credential=self.settings.token.hint, data=data,
+                    retry_after=outcome.retry_after_s, url=outcome.url))
+        return outcome
 
     async def rollback_info(self) -> tuple[PromotionJob | None, Deployment | None, HttpOutcome]:
         """The last promotion job and the deployment serving production now. Raises SecretError only."""
