@@ -84,7 +84,7 @@ async def test_promote_end_to_end_then_undo(vercel_env: VercelEnv) -> None:
             assert expected in text, expected
         assert preview.lock_key == "vercel:prj_opsdemo0000000000000000000"
         assert isinstance(result, Outcome) and result.status is OutcomeStatus.OK, result
-        assert [p.state for p in seen][0] == "pending" and seen[-1].state == "succeeded" and seen[-1].final
+        assert seen[0].state == "pending" and seen[-1].state == "succeeded" and seen[-1].final
         assert env.state.production_id == previous["uid"]
         assert not env.world.has("bad-deploy")
         assert await api_health(settings) is Status.OK
@@ -117,7 +117,8 @@ async def test_redeploy_cycles_wedged_instances(vercel_env: VercelEnv) -> None:
     finally:
         await adapter.aclose()
     assert result.status is Status.FAIL and "runtime" in result.summary
-    body = httpx.get(env.api.base_url + "/health").text
+    async with httpx.AsyncClient() as client:
+        body = (await client.get(env.api.base_url + "/health")).text
     assert "event loop blocked" in body and "pool exhausted" not in body  # what a wedged instance says
     async with kernel_for(settings) as kernel:
         preview, outcome, seen = await run(kernel, "vercel.redeploy")
