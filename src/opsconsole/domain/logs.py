@@ -147,12 +147,12 @@ def _unescape(raw: bytes) -> str:
         return text
 
 
-def salvage_oversized(prefix: bytes, size: int, *, limit: int = MAX_LINE_BYTES) -> LogEntry:
-    """What can be read from the start of a line too long to keep: its small fields and the start
-    of its message, marked as cut (a single 5 MB line must not cost 5 MB, nor be lost silently)."""
+def salvage_oversized(prefix: bytes, size: int, *, limit: int = MAX_LINE_BYTES, tail: bytes = b"") -> LogEntry:
+    """What can be read from the start and end of a line too long to keep: its small fields and the
+    start of its message, marked as cut (a single 5 MB line must not cost 5 MB, nor be lost silently)."""
     found: dict[str, str] = {}
     for key, pattern in _SALVAGE.items():
-        m = pattern.search(prefix)
+        m = pattern.search(prefix) or pattern.search(tail)
         if m:
             found[key] = _unescape(m.group(1))
     m = _MESSAGE_START.search(prefix)
@@ -178,6 +178,7 @@ class LineSplitter:
     keep: int = OVERSIZE_KEEP
     _buf: bytearray = field(default_factory=bytearray)
     _over_prefix: bytes | None = None
+    _over_tail: bytes = b""
     _over_size: int = 0
 
     def feed(self, chunk: bytes) -> list[bytes | LogEntry]:
@@ -191,19 +192,23 @@ class LineSplitter:
             piece = chunk[start:nl]
             if self._over_prefix is not None:
                 self._over_size += len(piece)
-                out.append(salvage_oversized(self._over_prefix, self._over_size, limit=self.max_line))
-                self._over_prefix, self._over_size = None, 0
+                tail = (self._over_tail + piece)[-self.keep:]
+                out.append(salvage_oversized(self._over_prefix, self._over_size, limit=self.max_line, tail=tail))
+                self._over_prefix, self._over_tail, self._over_size = None, b"", 0
             elif self._buf:
                 if len(self._buf) + len(piece) > self.max_line:
-                    prefix = bytes(self._buf[: self.keep]) if len(self._buf) >= self.keep else \
-                        bytes(self._buf) + piece[: self.keep - len(self._buf)]
-                    out.append(salvage_oversized(prefix, len(self._buf) + len(piece), limit=self.max_line))
+                    whole = bytes(self._buf[: self.keep])
+                    prefix = whole if len(whole) >= self.keep else whole + piece[: self.keep - len(whole)]
+                    tail = (bytes(self._buf[-self.keep:]) + piece)[-self.keep:]
+                    out.append(salvage_oversized(prefix, len(self._buf) + len(piece), limit=self.max_line,
+                                                 tail=tail))
                 else:
                     self._buf += piece
                     out.append(bytes(self._buf))
                 self._buf.clear()
             elif len(piece) > self.max_line:
-                out.append(salvage_oversized(bytes(piece[: self.keep]), len(piece), limit=self.max_line))
+                out.append(salvage_oversized(bytes(piece[: self.keep]), len(piece), limit=self.max_line,
+                                             tail=bytes(piece[-self.keep:])))
             else:
                 out.append(bytes(piece))
             start = nl + 1
@@ -213,10 +218,12 @@ class LineSplitter:
             return
         if self._over_prefix is not None:
             self._over_size += len(rest)
+            self._over_tail = (self._over_tail + rest)[-self.keep:]
             return
         self._buf += rest
-        if len(self._buf) > self.max_line:  # over the limit: keep the start only, count the rest
+        if len(self._buf) > self.max_line:  # over the limit: keep the start and the end, count the rest
             self._over_prefix = bytes(self._buf[: self.keep])
+            self._over_tail = bytes(self._buf[-self.keep:])
             self._over_size = len(self._buf)
             self._buf = bytearray()
 
@@ -224,7 +231,7 @@ class LineSplitter:
         """Forget a partial last line (the stream ended mid-line); returns its length in bytes."""
         cut = len(self._buf) + self._over_size
         self._buf = bytearray()
-        self._over_prefix, self._over_size = None, 0
+        self._over_prefix, self._over_tail, self._over_size = None, b"", 0
         return cut
 
     @property
