@@ -112,6 +112,7 @@ def test_action_run_promote_and_undo_through_a_real_process(vercel_env: VercelEn
 
 @pytest.mark.scenario("api-down")
 def test_action_run_redeploy_prints_the_build(vercel_env: VercelEnv, tmp_path: Path) -> None:
+    vercel_env.state.build_s = 5.0  # the command polls every 2 s: long enough to see BUILDING
     cfg = str(vercel_env.config_file(tmp_path / "c.toml"))
     out = opsconsole("action", "run", "vercel.redeploy", "--yes", "--config", cfg)
     assert out.returncode == 0, out.stderr
