@@ -67,7 +67,7 @@ def _git(meta: Mapping[str, Any], field: str) -> str:
 def _when(raw: Mapping[str, Any], keys: tuple[str, ...] = ("createdAt", "created")) -> datetime | None:
     for key in keys:
         value = raw.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value / 1000, UTC)
     return None
 

@@ -148,8 +148,8 @@ class LogScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Back"),
-        Binding("5", "status('5xx')", "5xx only"),
-        Binding("4", "status('4xx')", "4xx only"),
+        Binding("5", "status('5xx')", "5xx", tooltip="only 5xx responses (again: all)"),
+        Binding("4", "status('4xx')", "4xx", tooltip="only 4xx responses (again: all)"),
         Binding("l", "level", "Level"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("f", "follow", "Follow"),

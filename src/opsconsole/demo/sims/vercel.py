@@ -190,7 +190,9 @@ class LogKnobs:
     inject: list[bytes] = field(default_factory=list)  # raw bytes sent right after the backlog
     after_inject: str = ""  # "" | "cut" (drop the connection) | "stall" (send nothing more, keep it open)
     firehose: int = 0  # send this many generated lines as fast as possible after the backlog
+    rate: float = 0.0  # > 0: live lines at this many per second instead of one per period (benchmarks)
     chunk_lines: int = 200  # lines per chunk written
+    sent: int = 0  # lines written to clients so far (what a benchmark measures)
 
 
 @dataclass
@@ -555,6 +557,7 @@ def _log_stream(sim: VercelSimulator, uid: str) -> Iterator[bytes]:
         backlog = state.log_lines(uid, t - knobs.backlog_s * 1000, t)
     for i in range(0, len(backlog), knobs.chunk_lines):
         yield b"".join(backlog[i:i + knobs.chunk_lines])
+        knobs.sent += len(backlog[i:i + knobs.chunk_lines])
     yield from list(knobs.inject)
     if knobs.after_inject == "cut":
         yield StreamBody.ABORT
@@ -572,8 +575,25 @@ def _log_stream(sim: VercelSimulator, uid: str) -> Iterator[bytes]:
             n = min(knobs.chunk_lines, knobs.firehose - sent)
             yield b"".join(state._log_line(uid, sha, base * 1000 + sent + j, t) for j in range(n))
             sent += n
+            knobs.sent += n
     ends = time.time() + knobs.stream_s
     last = t
+    synthetic = int(t) * 1000
+    owed, tick = 0.0, time.time()
+    while time.time() < ends and knobs.rate > 0:  # a steady rate of lines (benchmarks)
+        if sim.wait(0.02):
+            return
+        owed += knobs.rate * (time.time() - tick)
+        tick = time.time()
+        n = int(owed)
+        owed -= n
+        if n:
+            dep = state.find(uid)
+            sha = str(dep["meta"]["githubCommitSha"]) if dep else ""
+            now_ms = time.time() * 1000
+            yield b"".join(state._log_line(uid, sha, synthetic + j, now_ms) for j in range(n))
+            synthetic += n
+            knobs.sent += n
     while time.time() < ends:
         if sim.wait(min(knobs.period_s, max(0.0, ends - time.time()))):
             return

@@ -50,7 +50,7 @@ class DeploymentsView(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("R", "act('vercel.redeploy')", "Redeploy", id="vercel.redeploy"),
         Binding("P", "act('vercel.promote')", "Promote", id="vercel.promote"),
-        Binding("u", "undo", "Undo promote", id="vercel.undo"),
+        Binding("u", "undo", "Undo", id="vercel.undo", tooltip="promote back what served before the last promote"),
         Binding("l", "logs", "Logs"),
         Binding("s", "stop_following", "Stop following"),
     ]
