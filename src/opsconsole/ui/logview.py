@@ -2,7 +2,7 @@
 
 The stream is read by a worker into a `domain.logs.LogBuffer` (at most `[vercel] log_lines`
 entries; oldest dropped and counted); painting is decoupled from arrival: a timer repaints at
-most ten times a second, and only the rows on screen are rendered (`LogLines` is a line-API
+most four times a second, and only the rows on screen are rendered (`LogLines` is a line-API
 scroll view over the buffer), so thousands of lines a second cost a few frames, not thousands.
 `5` shows only 5xx, `4` only 4xx, `l` cycles a minimum level, `/` filters by regular expression
 (`!` inverts), `f` follows the end, space pauses (the view freezes; lines keep arriving and are
@@ -35,9 +35,10 @@ if TYPE_CHECKING:
     from opsconsole.adapters.vercel_logs import LogFollower, StreamEvent
     from opsconsole.services import Services
 
-REPAINT_S = 0.1
+REPAINT_S = 0.25  # new lines are painted at most 4 times a second (keys repaint at once)
 MESSAGE_LIMIT = 2000  # characters of a message drawn (scroll right to read them)
 VIRTUAL_WIDTH = 2200
+ROW_STEP = 512  # the scroll area grows by this many rows at a time
 _LEVEL = {"warning": "WARN", "error": "ERROR", "fatal": "FATAL", "info": "INFO", "debug": "DEBUG", "trace": "TRACE"}
 
 
@@ -69,17 +70,37 @@ class LogLines(ScrollView, can_focus=True):
         self.entries: Sequence[LogEntry] = ()
         self.follow = True
         self.paints = 0
+        self._styles: dict[str, Style] = {}
 
-    def set_entries(self, entries: Sequence[LogEntry]) -> None:
-        """New content (or more of it): size the scroll area, keep the end in view when following."""
+    def set_entries(self, entries: Sequence[LogEntry], capacity: int | None = None) -> None:
+        """New content (or more of it): size the scroll area, keep the end in view when following.
+
+        The scroll height grows in steps (a change of size is a layout pass of the screen; at a few
+        thousand lines a second it must not be one per repaint) and is the buffer's capacity once full."""
         self.entries = entries
-        self.virtual_size = Size(VIRTUAL_WIDTH, len(entries))
+        rows = len(entries)
+        height = rows if capacity is not None and rows >= capacity else -(-rows // ROW_STEP) * ROW_STEP
+        if self.virtual_size.height != height:
+            self.virtual_size = Size(VIRTUAL_WIDTH, height)
         if self.follow:
-            self.scroll_to(y=max(0, len(entries) - self.size.height), animate=False, immediate=True)
+            self.scroll_to(y=self.end_y, animate=False, immediate=True)
         self.refresh()
 
+    @property
+    def end_y(self) -> int:
+        """The scroll offset that shows the newest entry on the last row."""
+        return max(0, len(self.entries) - self.size.height)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()  # the theme or CSS changed: look the styles up again
+
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True)
+        found = self._styles.get(name)
+        if found is None:
+            found = self._styles[name] = (self.rich_style if name == "base" else
+                                          self.get_component_rich_style(name, partial=True))
+        return found
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -87,7 +108,7 @@ class LogLines(ScrollView, can_focus=True):
         width = self.size.width
         entries = self.entries
         if index >= len(entries):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._style("base"))
         self.paints += 1
         e = entries[index]
         level_style = self._style("loglines--error") if e.level in ("error", "fatal") else \
@@ -103,11 +124,11 @@ class LogLines(ScrollView, can_focus=True):
                     Segment(f"{printable(e.method, limit=7) or '-':<4} {path:<{path_width}}"), Segment(" "),
                     Segment(e.display_message(MESSAGE_LIMIT))]
         strip = Strip(segments).crop(scroll_x, scroll_x + width)
-        return strip.extend_cell_length(width).apply_style(self.rich_style)
+        return strip.extend_cell_length(width).apply_style(self._style("base"))
 
     # scrolling by the operator stops following; End (or f) starts it again
     def _moved(self) -> None:
-        self.follow = self.scroll_y >= self.max_scroll_y
+        self.follow = self.scroll_y >= self.end_y
 
     def action_up(self) -> None:
         self.follow = False
@@ -131,7 +152,7 @@ class LogLines(ScrollView, can_focus=True):
 
     def action_end(self) -> None:
         self.follow = True
-        self.scroll_to(y=self.max_scroll_y, animate=False)
+        self.scroll_to(y=self.end_y, animate=False)
 
     def action_left(self) -> None:
         self.scroll_to(x=max(0, self.scroll_x - 20), animate=False)
@@ -181,6 +202,7 @@ class LogScreen(Screen[None]):
         self.bad_lines = 0
         self.reconnects = 0
         self._painted = -1
+        self._lines: dict[str, str] = {}
 
     @property
     def services(self) -> Services:
@@ -245,12 +267,12 @@ class LogScreen(Screen[None]):
 
     # -- painting ---------------------------------------------------------------------------
     def repaint(self, force: bool = False) -> None:
-        """At most every REPAINT_S: the lines (if the buffer changed and not paused) and the header."""
+        """Every REPAINT_S (and at once after a key): the lines (if the buffer changed, unless paused), the header."""
         buffer = self.buffer
         lines = self.query_one(LogLines)
         if self.frozen is None and (force or buffer.version != self._painted):
             self._painted = buffer.version
-            lines.set_entries(buffer.shown)
+            lines.set_entries(buffer.shown, buffer.capacity)
         elif self.frozen is not None and lines.entries is not self.frozen:
             lines.set_entries(self.frozen)
         self._header()
@@ -258,20 +280,27 @@ class LogScreen(Screen[None]):
     def _header(self) -> None:
         b = self.buffer
         head = f"Runtime logs · production {self.deployment_text}".rstrip()
-        self.query_one("#log-head", Static).update(Content(cell(head, 200)))
-        parts = [self.connection, f"{len(b.shown):,} shown of {len(b):,} kept (max {b.capacity:,})"]
+        self._set_line("#log-head", cell(head, 200))
+        parts = [self.connection, f"filter: {b.filter.describe()}",
+                 f"{len(b.shown):,} shown of {len(b):,} kept (max {b.capacity:,})"]
         if b.dropped:
             parts.append(f"{b.dropped:,} oldest dropped")
         if self.bad_lines:
             parts.append(f"{self.bad_lines:,} unreadable lines")
-        parts.append(f"filter: {b.filter.describe()}")
         if self.frozen is not None:
             parts.append(f"PAUSED ({b.received - self.paused_at:,} new; space resumes)")
         elif not self.query_one(LogLines).follow:
             parts.append("not following (f follows)")
         self.set_class(self.trouble, "-trouble")
         self.set_class(self.frozen is not None, "-paused")
-        self.query_one("#log-state", Static).update(Content(cell(" · ".join(parts), 400)))
+        self._set_line("#log-state", cell(" · ".join(parts), 400))
+
+    def _set_line(self, selector: str, text: str) -> None:
+        """A one-row status line: redrawn only when its text changed, never a layout pass."""
+        if self._lines.get(selector) == text:
+            return
+        self._lines[selector] = text
+        self.query_one(selector, Static).update(Content(text), layout=False)
 
     # -- keys -------------------------------------------------------------------------------
     def _set_filter(self, flt: LogFilter) -> None:

@@ -580,29 +580,33 @@ def _log_stream(sim: VercelSimulator, uid: str) -> Iterator[bytes]:
     last = t
     synthetic = int(t) * 1000
     owed, tick = 0.0, time.time()
-    while time.time() < ends and knobs.rate > 0:  # a steady rate of lines (benchmarks)
-        if sim.wait(0.02):
-            return
-        owed += knobs.rate * (time.time() - tick)
-        tick = time.time()
-        n = int(owed)
-        owed -= n
-        if n:
-            dep = state.find(uid)
-            sha = str(dep["meta"]["githubCommitSha"]) if dep else ""
-            now_ms = time.time() * 1000
-            yield b"".join(state._log_line(uid, sha, synthetic + j, now_ms) for j in range(n))
-            synthetic += n
-            knobs.sent += n
     while time.time() < ends:
-        if sim.wait(min(knobs.period_s, max(0.0, ends - time.time()))):
+        if knobs.rate > 0:  # a steady rate of lines (benchmarks), read on every step so it can change
+            if sim.wait(0.02):
+                return
+            owed += knobs.rate * (time.time() - tick)
+            tick = time.time()
+            n = int(owed)
+            owed -= n
+            if n:
+                dep = state.find(uid)
+                sha = str(dep["meta"]["githubCommitSha"]) if dep else ""
+                now_ms = time.time() * 1000
+                yield b"".join(state._log_line(uid, sha, synthetic + j, now_ms) for j in range(n))
+                synthetic += n
+                knobs.sent += n
+            last = time.time() * 1000
+            continue
+        if sim.wait(min(knobs.period_s, 0.25, max(0.0, ends - time.time()))):
             return
-        now_ms = time.time() * 1000
+        tick = time.time()
+        now_ms = tick * 1000
         with state.lock:
             state.advance()
             lines = state.log_lines(uid, last, now_ms)
         last = now_ms
         if lines:
+            knobs.sent += len(lines)
             yield b"".join(lines)
 
 
