@@ -116,6 +116,7 @@ class DeploymentsView(Vertical):
             target = listing.previous_working()
             if target is not None:
                 self.move_cursor_to(target.id)
+            self.call_after_refresh(self._keep_top)
         self._status(now)
 
     @staticmethod
@@ -159,7 +160,15 @@ class DeploymentsView(Vertical):
                            reverse=True)
                 if under_cursor is not None:
                     self.move_cursor_to(under_cursor.id)
+                self.call_after_refresh(self._keep_top)
         table.display = bool(self.rows)
+
+    def _keep_top(self) -> None:
+        """Newest first: keep the top rows (a new build, the one serving) in view while the cursor is too."""
+        table = self.table
+        visible = max(1, table.scrollable_content_region.height - 1)  # less the header row
+        if table.cursor_row < visible:
+            table.scroll_to(y=0, animate=False, immediate=True)
 
     def move_cursor_to(self, dep_id: str) -> None:
         table = self.table
