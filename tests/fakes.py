@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsconsole.domain.db import ActivitySnapshot, Backend
+from opsconsole.domain.deploys import Deployment
 from opsconsole.domain.dlq import CountEstimate, DlqMessage, Page
 from opsconsole.domain.models import CheckResult, Status
 from opsconsole.domain.ports import Adapter, Check
-from opsconsole.services import CHECK_CATALOG, DetailRows, Services
+from opsconsole.services import CHECK_CATALOG, DeployListing, DetailRows, Services
 from opsconsole.settings import ChecksSettings, EnvironmentSettings, Settings
 
 NOW = datetime(2026, 11, 27, 3, 12, 9, tzinfo=UTC)
@@ -83,6 +84,26 @@ INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
 }
 
 
+def _dep(ident: str, minutes: float, state: str, target: str | None, sha: str, message: str, ref: str = "main",
+         build_s: float | None = 64.0) -> Deployment:
+    created = NOW - timedelta(minutes=minutes)
+    building = created + timedelta(seconds=4)
+    ready = building + timedelta(seconds=build_s) if build_s is not None else None
+    return Deployment(id=ident, url=f"{ident}.vercel.app", state=state, target=target, created_at=created,
+                      sha=sha + "0" * (40 - len(sha)), message=message, ref=ref, creator="maria-k",
+                      project_name="campaign-api", building_at=building, ready_at=ready)
+
+
+# Newest first; dpl_7 serves production, dpl_6 is the previous working one (hostile text included).
+FAKE_DEPLOYMENTS: tuple[Deployment, ...] = (
+    _dep("dpl_8", 12, "ERROR", "production", "a1b2c3d", "fix: pool size [/x]", build_s=48.0),
+    _dep("dpl_9", 19, "READY", None, "b7c8d9e", "fix: cap worker concurrency ␛[31m", ref="fix/workers"),
+    _dep("dpl_7", 130, "READY", "production", "9f8e7d6", "feat: campaigns"),
+    _dep("dpl_6", 26 * 60, "READY", "production", "5e4d3c2", "Add retry with jitter to Twilio callbacks"),
+    _dep("dpl_5", 51 * 60, "READY", "production", "4d3c2b1", "Log n8n sync batch ids on failure"),
+)
+
+
 class FakeDlqStore:
     """A fixed page of dead letters (hostile text included) for UI snapshots; the real store
     is tested against PostgreSQL in tests/dlq and tests/ui/test_dlq_tab.py."""
@@ -115,6 +136,9 @@ class FakeServices(Services):
                 {"": "▶", "age": "2h10m", "state": "READY", "target": "production", "sha": "9f8e7d6",
                  "message": "feat: campaigns", "ref": "main"}]
         return DetailRows(rows=rows, fetched_at=NOW, latency_ms=48.0, note="▶ = serving production now")
+
+    async def deploy_listing(self, limit: int = 20) -> DeployListing:
+        return DeployListing(deployments=FAKE_DEPLOYMENTS, current_id="dpl_7", fetched_at=NOW, latency_ms=48.0)
 
     @property
     def dlq_store(self) -> Any:

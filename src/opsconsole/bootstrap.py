@@ -13,8 +13,9 @@ from opsconsole.services import Services
 from opsconsole.settings import Settings
 
 if TYPE_CHECKING:
-    from opsconsole.actions.kernel import ActionKernel
+    from opsconsole.actions.kernel import ActionKernel, GuardedAction
     from opsconsole.adapters.dlq import DlqStore
+    from opsconsole.audit import Journal
 
 
 class _StatusPageAdapter:
@@ -93,7 +94,39 @@ def build_kernel(services: Services) -> ActionKernel:
         kernel.register(action)
     for action in dlq_actions(settings, services.dlq_store):
         kernel.register(action)
+    for action in _vercel_actions(services, kernel.journal):
+        kernel.register(action)
     return kernel
+
+
+def _vercel_actions(services: Services, journal: Journal) -> list[GuardedAction]:
+    """Redeploy and promote; the adapter is the checks' own, looked up when first used."""
+    settings = services.settings
+    if settings.vercel is None:
+        return []
+    import asyncio
+
+    from opsconsole.actions.vercel import DeployApi, PromotionRecord, last_promotion, vercel_actions
+    from opsconsole.audit import JournalError
+
+    project_id = settings.vercel.project_id
+
+    def adapter() -> DeployApi:
+        found = services.get_adapter("vercel")
+        if found is None:
+            raise RuntimeError("the Vercel adapter is missing although [vercel] is configured")
+        return found  # type: ignore[return-value]
+
+    async def last() -> PromotionRecord | None:
+        def read() -> PromotionRecord | None:
+            try:
+                return last_promotion(journal.read().events, project_id)
+            except JournalError:
+                return None
+
+        return await asyncio.to_thread(read)
+
+    return list(vercel_actions(settings, adapter, last_promotion=last))
 
 
 def build_services(settings: Settings) -> Services:

@@ -25,7 +25,9 @@ from opsconsole.settings import Settings
 if TYPE_CHECKING:
     from opsconsole.actions.kernel import ActionKernel
     from opsconsole.adapters.dlq import DlqStore
+    from opsconsole.adapters.vercel_logs import LogFollower
     from opsconsole.audit import UnfinishedAttempt
+    from opsconsole.domain.deploys import Deployment
     from opsconsole.domain.dlq import RelatedAlert
 
 # Stable check ids (design.md), with their system and title, in display order.
@@ -165,6 +167,26 @@ class DetailRows:
         return cls(problem=why, status=Status.FAIL)
 
 
+@dataclass(frozen=True)
+class DeployListing:
+    """The Deploy tab's deployments (newest first) and which one serves production, or why not."""
+
+    deployments: Sequence[Deployment] = ()
+    current_id: str | None = None
+    problem: str | None = None
+    status: Status = Status.OK
+    fetched_at: datetime | None = None
+    latency_ms: float | None = None
+
+    def previous_working(self) -> Deployment | None:
+        """The default promote target: the newest READY production deployment older than the current one."""
+        current = next((d for d in self.deployments if d.id == self.current_id), None)
+        if current is None:
+            return None
+        return next((d for d in self.deployments if d.state == "READY" and d.is_production
+                     and d.id != current.id and d.created_at < current.created_at), None)
+
+
 def _age(now: datetime, then: datetime) -> str:
     return format_age((now - then).total_seconds())
 
@@ -296,6 +318,43 @@ class Services:
                  "creator": d.creator, "id": d.id} for d in found]
         return DetailRows(rows=rows, fetched_at=now, latency_ms=(time.perf_counter() - started) * 1000,
                           note="▶ = serving production now")
+
+    async def deploy_listing(self, limit: int = 20) -> DeployListing:
+        """The Deploy tab's deployments as domain objects (its table is keyed by deployment id)."""
+        adapter = self.get_adapter("vercel")
+        if adapter is None:
+            return DeployListing(problem="not configured: [vercel]", status=Status.OFF)
+        from opsconsole.adapters.vercel import VercelAdapter
+
+        assert isinstance(adapter, VercelAdapter)
+        started = time.perf_counter()
+        try:
+            (found, outcome), (current, _) = await asyncio.gather(adapter.fetch_deployments(limit),
+                                                                  adapter.current_production())
+        except Exception as exc:  # SecretError and adapter bugs alike: shown, not raised
+            return DeployListing(problem=printable(f"{type(exc).__name__}: {exc}", single_line=True, limit=200),
+                                 status=Status.FAIL)
+        if outcome.problem is not None:
+            return DeployListing(problem=outcome.problem, status=outcome.status)
+        current_id = (current or {}).get("id")
+        return DeployListing(deployments=tuple(found), current_id=current_id if isinstance(current_id, str) else None,
+                             fetched_at=self.clock(), latency_ms=(time.perf_counter() - started) * 1000)
+
+    def log_follower(self, deployment_id: str | None = None) -> LogFollower | None:
+        """A follower of production's runtime logs (None without [vercel])."""
+        adapter = self.get_adapter("vercel")
+        if adapter is None:
+            return None
+        from opsconsole.adapters.vercel import VercelAdapter
+        from opsconsole.adapters.vercel_logs import LogFollower
+
+        assert isinstance(adapter, VercelAdapter)
+        return LogFollower(adapter, deployment_id=deployment_id)
+
+    @property
+    def log_lines(self) -> int:
+        """How many runtime log entries the log view keeps (`[vercel] log_lines`)."""
+        return self.settings.vercel.log_lines if self.settings.vercel is not None else 10_000
 
     async def backups(self) -> DetailRows:
         """Backups and the PITR window for the Backups tab."""

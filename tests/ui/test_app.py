@@ -215,18 +215,18 @@ async def test_command_palette_opens() -> None:
 
 
 async def test_detail_view_polls_only_while_its_tab_is_visible() -> None:
-    from opsconsole.services import DetailRows
+    from opsconsole.services import DeployListing
     from opsconsole.ui.panes.tabs import DeployPane
-    from tests.fakes import NOW
+    from tests.fakes import FAKE_DEPLOYMENTS, NOW
 
     services = fake_services()
     calls: list[int] = []
 
-    async def deployments(limit: int = 20) -> DetailRows:
+    async def deploy_listing(limit: int = 20) -> DeployListing:
         calls.append(limit)
-        return DetailRows(rows=[{"state": "READY", "message": "[b]not bold[/b]"}], fetched_at=NOW)
+        return DeployListing(deployments=FAKE_DEPLOYMENTS, current_id="dpl_7", fetched_at=NOW)
 
-    services.deployments = deployments  # type: ignore[method-assign]
+    services.deploy_listing = deploy_listing  # type: ignore[method-assign]
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()

@@ -14,6 +14,7 @@ from opsconsole.actions.database import CancelBackends, TerminateBackends
 from opsconsole.actions.dlq import DiscardMessages, FixPayload, RequeueMessages, UndoDiscard
 from opsconsole.actions.model import RiskTier
 from opsconsole.actions.params import ParamRule, ParamSpec
+from opsconsole.actions.vercel import PromoteDeployment, RedeployProduction
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ KNOWN_ACTIONS: tuple[ActionInfo, ...] = tuple(ActionInfo.of(cls) for cls in (
     DiscardMessages,
     UndoDiscard,
     FixPayload,
+    RedeployProduction,
+    PromoteDeployment,
 ))
 
 

@@ -9,15 +9,19 @@ rotated secret is picked up, and it never leaves the Authorization header.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import replace
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from opsconsole.adapters.http import HttpOutcome, fetch, new_client
+import httpx
+
+from opsconsole.adapters.http import HttpOutcome, describe_status, fetch, new_client
 from opsconsole.adapters.statuspage import StatusPageCheck
-from opsconsole.domain.deploys import Deployment
+from opsconsole.domain.deploys import BuildEvent, Deployment, PromotionJob
 from opsconsole.domain.models import CheckResult, Status, utcnow
 from opsconsole.domain.ports import Check
 from opsconsole.domain.text import printable
@@ -26,6 +30,13 @@ from opsconsole.settings import SecretError, Settings, VercelSettings
 SERVICE = "Vercel"
 DEPLOYMENTS_PATH = "/v6/deployments"  # /v7 has the same query and shape (apis.md §1)
 PROJECT_PATH = "/v9/projects/{project}"
+CREATE_PATH = "/v13/deployments"
+DEPLOYMENT_PATH = "/v13/deployments/{ident}"
+EVENTS_PATH = "/v3/deployments/{ident}/events"
+PROMOTE_PATH = "/v10/projects/{project}/promote/{deployment}"
+RUNTIME_LOGS_PATH = "/v1/projects/{project}/deployments/{deployment}/runtime-logs"
+STREAM_ACCEPT = "application/stream+json"
+MAX_ERROR_BODY = 64 * 1024  # what is read of a refused stream's body (its error message)
 PAGE_MAX = 100  # Vercel's maximum `limit`
 RECENT = 10  # deployments listed in the check details
 STUCK_BUILD_S = 15 * 60  # a production build older than this is worth a warning
@@ -53,8 +64,8 @@ def _git(meta: Mapping[str, Any], field: str) -> str:
     return ""
 
 
-def _when(raw: Mapping[str, Any]) -> datetime | None:
-    for key in ("createdAt", "created"):
+def _when(raw: Mapping[str, Any], keys: tuple[str, ...] = ("createdAt", "created")) -> datetime | None:
+    for key in keys:
         value = raw.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value / 1000, UTC)
@@ -78,6 +89,7 @@ def parse_deployment(raw: Any) -> Deployment | None:
     substate = raw.get("readySubstate")
     return Deployment(
         id=_txt(ident, 60),
+        project_name=_txt(raw.get("name"), 100),
         url=_txt(raw.get("url"), 200) or None,
         state=_txt(raw.get("readyState") or raw.get("state") or "UNKNOWN", 20).upper(),
         target=_txt(raw.get("target"), 30) or None,
@@ -92,6 +104,8 @@ def parse_deployment(raw: Any) -> Deployment | None:
         error_message=_txt(raw.get("errorMessage"), 200),
         inspector_url=_txt(raw.get("inspectorUrl"), 300) or None,
         rollback_candidate=rollback if isinstance(rollback, bool) else None,
+        building_at=_when(raw, ("buildingAt",)),
+        ready_at=_when(raw, ("ready", "readyAt", "buildErrorAt", "canceledAt")),
     )
 
 
@@ -117,6 +131,58 @@ def _label(dep: Deployment) -> str:
     return " ".join(parts)
 
 
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_event(raw: Any) -> BuildEvent | None:
+    """A build event in either shape the spec allows (fields at the top or under `payload`)."""
+    if not isinstance(raw, Mapping):
+        return None
+    payload = raw.get("payload") if isinstance(raw.get("payload"), Mapping) else raw
+    assert isinstance(payload, Mapping)
+    kind = raw.get("type")
+    text = payload.get("text")
+    if not isinstance(kind, str):
+        return None
+    created = _when(raw, ("created", "date")) or _when(payload, ("created", "date"))
+    info = payload.get("info") if isinstance(payload.get("info"), Mapping) else {}
+    assert isinstance(info, Mapping)
+    if not isinstance(text, str) or not text:
+        state = info.get("readyState")
+        text = f"deployment state {state}" if isinstance(state, str) else ""
+    level = raw.get("level") if isinstance(raw.get("level"), str) else ""
+    return BuildEvent(type=_txt(kind, 30), text=printable(text, single_line=True, limit=400),
+                      created_at=created, level=str(level))
+
+
+def parse_job(raw: Any) -> PromotionJob | None:
+    if not isinstance(raw, Mapping):
+        return None
+    to_id, from_id, status = raw.get("toDeploymentId"), raw.get("fromDeploymentId"), raw.get("jobStatus")
+    if not isinstance(to_id, str) or not isinstance(status, str):
+        return None
+    return PromotionJob(from_id=_txt(from_id, 60), to_id=_txt(to_id, 60), status=_txt(status, 20),
+                        requested_at=_when(raw, ("requestedAt",)), type=_txt(raw.get("type") or "promote", 20))
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRefused:
+    """A runtime-logs stream that could not be opened: why, and how long to wait before retrying."""
+
+    problem: str
+    status_code: int | None = None
+    kind: str = "http"  # http | network | timeout | token
+    retry_after_s: float | None = None
+
+
 class VercelAdapter:
     """Vercel REST API for one project; one shared client (also used for the status page)."""
 
@@ -138,6 +204,10 @@ class VercelAdapter:
     def checks(self) -> list[Check]:
         return list(self._checks)
 
+    @property
+    def project_id(self) -> str:
+        return self.settings.project_id
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -158,6 +228,125 @@ class VercelAdapter:
         return await fetch(self._client, self.base_url + path, service=SERVICE,
                            credential=self.settings.token.hint, params=self._params(**params),
                            headers=headers, timeout_s=self.timeout_s)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.token.reveal()}"}
+
+    async def post(self, path: str, body: Any, *, expect: str = "json", **params: Any) -> HttpOutcome:
+        """POST with team scope; never retried (a retry could start a second build or promotion)."""
+        return await fetch(self._client, self.base_url + path, service=SERVICE, method="POST",
+                           credential=self.settings.token.hint, params=self._params(**params),
+                           headers=self._auth(), json_body=body, timeout_s=self.timeout_s, expect=expect,
+                           retries=0)
+
+    @property
+    def project_path(self) -> str:
+        return PROJECT_PATH.format(project=_q(self.settings.project_id))
+
+    async def get_deployment(self, ident: str) -> tuple[Deployment | None, HttpOutcome]:
+        """`GET /v13/deployments/{id}`: one deployment, with its build times. Raises SecretError only."""
+        outcome = await self.get(DEPLOYMENT_PATH.format(ident=_q(ident)))
+        if outcome.problem is not None:
+            return None, outcome
+        dep = parse_deployment(outcome.data)
+        if dep is None:
+            return None, replace(outcome, kind="bad_shape",
+                                 problem="Vercel answered without a deployment id and creation time")
+        return dep, outcome
+
+    async def redeploy(self, source: Deployment, *, reason: str = "opsconsole redeploy",
+                       ) -> tuple[Deployment | None, HttpOutcome]:
+        """`POST /v13/deployments` with `deploymentId`: a new build of `source`'s commit and settings,
+        for production. Returns the new deployment (QUEUED or BUILDING). Raises SecretError only."""
+        body = {"name": source.project_name or self.settings.project_id, "project": self.settings.project_id,
+                "deploymentId": source.id, "target": "production", "withLatestCommit": False,
+                "meta": {"opsconsoleReason": reason[:200], "redeployOf": source.id}}
+        outcome = await self.post(CREATE_PATH, body)
+        if outcome.problem is not None:
+            return None, outcome
+        dep = parse_deployment(outcome.data)
+        if dep is None:
+            return None, replace(outcome, kind="bad_shape", problem="Vercel accepted the redeploy but answered "
+                                 "without the new deployment's id: check the Deploy tab before retrying")
+        return dep, outcome
+
+    async def build_events(self, ident: str, limit: int = 200) -> tuple[list[BuildEvent], HttpOutcome]:
+        """The newest `limit` build events of a deployment, oldest first. Raises SecretError only."""
+        outcome = await self.get(EVENTS_PATH.format(ident=_q(ident)), direction="backward", limit=limit)
+        if outcome.problem is not None:
+            return [], outcome
+        raw = outcome.data if isinstance(outcome.data, list) else []
+        events = [e for e in (parse_event(r) for r in raw) if e is not None]
+        events.sort(key=lambda e: e.created_at or datetime.min.replace(tzinfo=UTC))
+        return events, outcome
+
+    async def promote(self, deployment_id: str) -> HttpOutcome:
+        """`POST /v10/projects/{id}/promote/{deployment}`: 201 or 202 when accepted (no body).
+        Raises SecretError only."""
+        path = PROMOTE_PATH.format(project=_q(self.settings.project_id), deployment=_q(deployment_id))
+        outcome = await self.post(path, {}, expect="text")  # success has no body
+        if outcome.kind == "http" and outcome.status_code is not None and outcome.text:
+            data: Any = None
+            with contextlib.suppress(ValueError):
+                data = json.loads(outcome.text)
+            if data is not None:  # the error body is JSON: say Vercel's own words
+                outcome = replace(outcome, data=data, problem=describe_status(
+                    SERVICE, outcome.status_code, credential=self.settings.token.hint, data=data,
+                    retry_after=outcome.retry_after_s, url=outcome.url))
+        return outcome
+
+    async def rollback_info(self) -> tuple[PromotionJob | None, Deployment | None, HttpOutcome]:
+        """The last promotion job and the deployment serving production now. Raises SecretError only."""
+        outcome = await self.get(self.project_path, rollbackInfo="true")
+        if outcome.problem is not None:
+            return None, None, outcome
+        data = outcome.data if isinstance(outcome.data, dict) else {}
+        targets = data.get("targets") if isinstance(data.get("targets"), dict) else {}
+        assert isinstance(targets, dict)
+        return parse_job(data.get("lastAliasRequest")), parse_deployment(targets.get("production")), outcome
+
+    @contextlib.asynccontextmanager
+    async def runtime_logs(self, deployment_id: str, *, stall_s: float = 30.0,
+                           ) -> AsyncIterator[StreamRefused | AsyncIterator[bytes]]:
+        """The runtime-logs stream of a deployment (`Accept: application/stream+json`, NDJSON).
+
+        Yields either why it could not be opened, or the raw byte chunks; a read that waits longer
+        than `stall_s` raises httpx.ReadTimeout, an interrupted body httpx.RemoteProtocolError or
+        ReadError (the follower turns them into "stalled" / "cut"). Raises SecretError only."""
+        path = RUNTIME_LOGS_PATH.format(project=_q(self.settings.project_id), deployment=_q(deployment_id))
+        url = self.base_url + path
+        headers = {**self._auth(), "Accept": STREAM_ACCEPT}
+        timeout = httpx.Timeout(self.timeout_s, read=stall_s)
+        try:
+            cm = self._client.stream("GET", url, params=self._params(), headers=headers, timeout=timeout)
+            resp = await cm.__aenter__()
+        except httpx.TimeoutException:
+            yield StreamRefused(f"Vercel did not answer within {self.timeout_s:g} s", kind="timeout")
+            return
+        except httpx.HTTPError as exc:
+            host = urlsplit(url).netloc
+            why = printable(str(exc) or type(exc).__name__, single_line=True, limit=120)
+            yield StreamRefused(f"cannot reach Vercel at {host}: {why}", kind="network")
+            return
+        try:
+            if not 200 <= resp.status_code < 300:
+                body = b""
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ERROR_BODY:
+                        break
+                data: Any = None
+                with contextlib.suppress(ValueError):
+                    data = json.loads(body.decode("utf-8", errors="replace"))
+                retry = _retry_after_s(resp.headers.get("retry-after"))
+                yield StreamRefused(describe_status(SERVICE, resp.status_code, credential=self.settings.token.hint,
+                                                    data=data, retry_after=retry, url=url),
+                                    status_code=resp.status_code, retry_after_s=retry)
+                return
+            yield resp.aiter_bytes()
+        finally:
+            with contextlib.suppress(httpx.HTTPError, RuntimeError):
+                await cm.__aexit__(None, None, None)
 
     async def _page(self, *, limit: int, target: str | None, until: int | None,
                     ) -> tuple[list[Deployment], int | None, HttpOutcome]:

@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     from opsconsole.cli.action import add_action_parser
 
     add_action_parser(sub, shared)
+    from opsconsole.cli.logs import add_logs_parser
+
+    add_logs_parser(sub, shared)
     return p
 
 
@@ -327,7 +330,7 @@ def _main(argv: Sequence[str] | None) -> int:
         args = _parser().parse_args(arguments)
     except SystemExit as exc:
         # `action` promises 64 for bad usage (scripts tell it from "refused" and "failed").
-        if exc.code == 2 and _command_of(arguments) == "action":
+        if exc.code == 2 and _command_of(arguments) in ("action", "logs"):
             return EX_USAGE
         raise
     if args.command == "action":
@@ -336,6 +339,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return cmd_action(args)
     if args.command == "timeline":
         return cmd_timeline(args)
+    if args.command == "logs":
+        from opsconsole.cli.logs import cmd_logs
+
+        return cmd_logs(args)
     if args.command == "demo":
         return cmd_demo(args)
     if args.command == "check":

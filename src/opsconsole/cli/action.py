@@ -184,9 +184,20 @@ def _ask(requirement: ConfirmationRequirement, stdin: TextIO, stderr: TextIO) ->
 
 def _progress_printer(stderr: TextIO) -> Any:
     last = [0.0]
+    last_state: list[Any] = [None]
 
     def report(progress: Any) -> None:
         now = time.monotonic()
+        if hasattr(progress, "line"):  # a build or promotion: every change of state, else every 10 s
+            state = (getattr(progress, "state", None), getattr(progress, "message", None))
+            if state == last_state[0] and now - last[0] < 10.0:
+                return
+            last_state[0], last[0] = state, now
+            from opsconsole.domain.text import printable
+
+            stderr.write(f"  {printable(progress.line(), single_line=True, limit=300)}\n")
+            stderr.flush()
+            return
         if now - last[0] < 1.0:
             return
         last[0] = now

@@ -107,9 +107,12 @@ class DemoEnvironment:
     def _start_sims(self) -> None:
         from opsconsole.demo.sims import api, n8n, statuspage, supabase, twilio, vercel
 
+        # Vercel first: the API's /health answers from the same world and reports what Vercel serves.
+        vercel_sim = vercel.build(self.faults, self.scenario, self.secrets, world=self.world)
         builders: dict[str, Callable[[], Simulator]] = {
-            "api": lambda: api.build(self.faults, self.scenario, self.secrets),
-            "vercel": lambda: vercel.build(self.faults, self.scenario, self.secrets),
+            "vercel": lambda: vercel_sim,
+            "api": lambda: api.build(self.faults, self.scenario, self.secrets, world=self.world,
+                                     version=lambda: vercel_sim.state.production_sha),
             "vercel-status": lambda: statuspage.build(self.faults, self.scenario, page="vercel"),
             "supabase-status": lambda: statuspage.build(self.faults, self.scenario, page="supabase"),
             "supabase-mgmt": lambda: supabase.build_management(self.faults, self.scenario, self.secrets),

@@ -41,6 +41,24 @@ class Deployment:
     error_message: str = ""
     inspector_url: str | None = None
     rollback_candidate: bool | None = None
+    project_name: str = ""
+    building_at: datetime | None = None  # when the build started (Vercel `buildingAt`)
+    ready_at: datetime | None = None  # when it became READY, or when its build failed
+
+    @property
+    def final(self) -> bool:
+        """Whether the state will not change any more on its own (READY, ERROR, CANCELED, ...)."""
+        return self.state not in IN_PROGRESS_STATES
+
+    def build_s(self, now: datetime | None = None) -> float | None:
+        """Build time: start to READY/ERROR, or so far while it builds; None when unknown."""
+        start = self.building_at or (self.created_at if self.in_progress else None)
+        if start is None:
+            return None
+        end = self.ready_at if self.final else (now or utcnow())
+        if end is None:
+            return None
+        return max(0.0, (end - start).total_seconds())
 
     @property
     def short_sha(self) -> str:
@@ -79,3 +97,32 @@ class Deployment:
         if current_id is not None:
             out["current"] = self.id == current_id
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class BuildEvent:
+    """One line of a deployment's build output (`GET /v3/deployments/{id}/events`), printable."""
+
+    type: str  # command | stdout | stderr | exit | deployment-state | fatal | ...
+    text: str
+    created_at: datetime | None = None
+    level: str = ""  # "error" | "warning" | ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.type in ("stderr", "fatal") or self.level == "error"
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionJob:
+    """The project's last alias request (`lastAliasRequest` of GET /v9/projects/{id}?rollbackInfo=true)."""
+
+    from_id: str
+    to_id: str
+    status: str  # pending | in-progress | succeeded | failed | skipped
+    requested_at: datetime | None = None
+    type: str = "promote"  # promote | rollback
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("succeeded", "failed", "skipped")

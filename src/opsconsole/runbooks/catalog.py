@@ -31,10 +31,10 @@ DOWNTIME_WARNING = ("Restoring from a backup (PITR or Daily) overrides the curre
 STEPS: tuple[Step, ...] = (
     Step("API Down / 500 Errors", 1, "Check status: /health and the Vercel dashboard", "check", "api",
          ("api.health", "vercel.deployment", "vercel.status_page")),
-    Step("API Down / 500 Errors", 2, "Check logs: Supabase API logs or Vercel runtime logs", "manual", "api",
-         link="vercel_logs"),
-    Step("API Down / 500 Errors", 3, "Restart: redeploy the latest commit in Vercel", "action", "deploy",
-         built=False),
+    Step("API Down / 500 Errors", 2, "Check logs: Vercel runtime logs live (l on the Deploy tab: 5 shows only "
+         "5xx; opsconsole logs --status 5xx), or the Supabase API logs", "manual", "api", link="supabase_logs"),
+    Step("API Down / 500 Errors", 3, "Restart: redeploy the latest commit in Vercel to cycle instances (R on the "
+         "Deploy tab)", "action", "deploy"),
     Step("API Down / 500 Errors", 4, "Database connection: pooler active (transaction mode, port 6543)",
          "check", "database", ("supabase.pooler",)),
     Step("Supabase Queries Failing", 1, "Check service status: status.supabase.com", "check", "database",
@@ -55,8 +55,8 @@ STEPS: tuple[Step, ...] = (
          ("twilio.alerts",)),
     Step("Webhooks Failing (Twilio)", 3, "Re-queue transient failures with valid payloads: R re-queues, "
          "D discards, e fixes a payload", "action", "dlq"),
-    Step("How to Rollback", 1, "Vercel: promote the previous working deployment", "action", "deploy",
-         built=False),
+    Step("How to Rollback", 1, "Vercel: promote the previous working deployment (P on the Deploy tab; u "
+         "promotes back what served before)", "action", "deploy"),
     Step("How to Rollback", 2, "Supabase migration: identify it, run the revert script or ALTER TABLE "
          "(data loss possible)", "manual", "deploy", link="supabase_migrations",
          warning="Data loss possible if reverting destructive schema changes."),

@@ -254,9 +254,16 @@ class OpsApp(App[None]):
         self.push_screen(HelpScreen(entries, f"{tab} tab"))
 
     def start_action(self, action_id: str, start_key: str) -> None:
-        """From the palette: show the Database tab and run the action on its selection."""
+        """From the palette: show the action's tab and run it there (on its selection)."""
         from opsconsole.ui.widgets.activity import ActivityView
 
+        if action_id.startswith("vercel."):
+            from opsconsole.ui.widgets.deploys import DeploymentsView
+
+            self.action_show_tab("deploy")
+            for deploys in self.query(DeploymentsView):
+                deploys.action_act(action_id)
+            return
         self.action_show_tab("database")
         for view in self.query(ActivityView):
             view.action_act(action_id, start_key)

@@ -1,21 +1,26 @@
 """Loopback simulator of the product API's `GET /health` (no auth).
 
 The body follows a common health-document shape: an overall status, the running version and
-one entry per dependency. In "incident" the campaign workers (concurrency raised to 64 by the
-deployment Vercel shows as current) have exhausted the database pool: HTTP 500, database down,
-queue backing up, which is what the runbook's "API Down / 500 Errors" section starts from.
+one entry per dependency. It answers from the shared `DemoWorld`, so what is done on Vercel
+shows here: while `bad-deploy` is active (the deployment Vercel serves raised the campaign
+workers' concurrency to 64) the database pool is exhausted: HTTP 500, database down, queue
+backing up; promoting the previous deployment resolves it. While `api-wedged` is active the
+serving deployment's instances are wedged (the runtime check reports its event loop blocked,
+requests time out) until a redeploy cycles them.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from opsconsole.demo.scenario import DemoSecrets, has
+from opsconsole.demo.scenario import DemoSecrets
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, iso, now
 from opsconsole.demo.sims.vercel import production_sha
+from opsconsole.demo.world import DemoWorld
 
 POOL_MAX = 20
 
@@ -43,25 +48,49 @@ def _incident(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets) -> Simulator:
-    """The "api" simulator for `scenario`. `secrets` is unused: /health needs no credentials."""
+def _wedged(rng: random.Random) -> dict[str, Any]:
+    checks = _healthy(rng)
+    checks["runtime"] = {"status": "down", "instances": {"total": 3, "wedged": 3},
+                         "error": "event loop blocked for 30012 ms on instance iad1-3f8a (and 2 more): requests "
+                                  "queue and time out; the instances need to be cycled (redeploy)"}
+    checks["queue"] = {"status": "degraded", "depth": 1900 + rng.randint(0, 300),
+                       "oldest_age_s": 900 + rng.randint(0, 120)}
+    return checks
+
+
+def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets, *, world: DemoWorld | None = None,
+          version: Callable[[], str] | None = None) -> Simulator:
+    """The "api" simulator for `scenario`. `secrets` is unused: /health needs no credentials.
+
+    `world` is the demo's shared state (a private one when not given); `version` returns the commit
+    production runs now (the Vercel simulator's), so /health reports what actually serves."""
     del secrets
+    world = world or DemoWorld(scenario)
     sim = Simulator("api", faults)
-    sha = production_sha(scenario)
-    started = now() - (timedelta(minutes=47) if has(scenario, "bad-deploy") else timedelta(hours=2))
-    rng = random.Random()  # jitter only; statuses depend on the scenario alone
+    initial_sha = production_sha(scenario)
+    current_sha = version or (lambda: initial_sha)
+    booted = [initial_sha, now() - (timedelta(minutes=47) if world.has("bad-deploy") else timedelta(hours=2))]
+    rng = random.Random()  # jitter only; statuses depend on the world alone
 
     @sim.route("GET", r"/health")
     def health(req: Request, m: re.Match[str]) -> Response:
-        incident = has(scenario, "bad-deploy") or has(scenario, "api-wedged")
+        sha = current_sha() or initial_sha
+        if sha != booted[0]:  # another deployment serves now: fresh instances
+            booted[:] = [sha, now()]
+        if world.has("bad-deploy"):
+            status, checks = "error", _incident(rng)
+        elif world.has("api-wedged"):
+            status, checks = "error", _wedged(rng)
+        else:
+            status, checks = "ok", _healthy(rng)
         body = {
-            "status": "error" if incident else "ok",
+            "status": status,
             "version": f"1.42.0+{sha[:7]}",
             "commit": sha,
-            "uptime_s": int((now() - started).total_seconds()),
+            "uptime_s": int((now() - booted[1]).total_seconds()),  # type: ignore[operator]
             "timestamp": iso(now()),
-            "checks": _incident(rng) if incident else _healthy(rng),
+            "checks": checks,
         }
-        return Response(500 if incident else 200, body, headers={"Cache-Control": "no-store"})
+        return Response(500 if status == "error" else 200, body, headers={"Cache-Control": "no-store"})
 
     return sim

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.widgets import Sparkline, Static
@@ -100,8 +102,32 @@ class DeployPane(Pane):
     DETAIL_TITLE = "Recent deployments"
     DETAIL_INTERVAL_S = 15.0
 
-    async def load_detail(self, services: Services) -> DetailRows:
-        return await services.deployments(20)
+    def compose_detail(self) -> ComposeResult:
+        # The deployments are one widget, so the tab can hold more views (e.g. migrations) beside it.
+        from opsconsole.ui.widgets.deploys import DeploymentsView
+
+        yield DeploymentsView(id="deployments")
+
+    def set_active(self, active: bool) -> None:
+        super().set_active(active)
+        if active:  # R, P, u and l act on the deployments at once
+            for table in self.query("#deploy-table"):  # absent while the pane is still mounting
+                table.focus()
+
+    async def _load_detail(self) -> None:
+        from opsconsole.ui.widgets.deploys import DeploymentsView
+
+        self.detail_fetches += 1
+        listing = await self.services.deploy_listing(20)
+        for view in self.query(DeploymentsView):
+            view.show(listing, self.services.clock(), self.DETAIL_INTERVAL_S)
+
+    def tick(self, now: datetime, interval_s: float) -> None:
+        super().tick(now, interval_s)
+        from opsconsole.ui.widgets.deploys import DeploymentsView
+
+        for view in self.query(DeploymentsView):
+            view.tick(now)
 
 
 class BackupsPane(Pane):
