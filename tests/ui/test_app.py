@@ -78,10 +78,21 @@ async def test_hostile_text_is_rendered_literally() -> None:
         assert "\x1b" not in summary and "␛[31m" in summary
 
 
+async def _until(pilot: object, condition: object, timeout_s: float = 10.0) -> None:
+    """Wait for `condition()` (the first round starts after the first frame: on a loaded machine
+    `wait_for_complete` can return before its workers exist)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
 async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
     services = fake_services(prefill=False)
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
+        await _until(pilot, lambda: len(services.board.results) == 13)
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert len(services.board.results) == 13
@@ -95,6 +106,7 @@ async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
         await app.workers.wait_for_complete()
         assert fake.calls == before
         await pilot.press("r")
+        await _until(pilot, lambda: fake.calls == before + 1)
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert fake.calls == before + 1
@@ -152,6 +164,7 @@ async def test_a_crashing_check_is_unknown_and_the_others_still_report() -> None
     checks[0].run = boom  # type: ignore[method-assign]
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
+        await _until(pilot, lambda: len(services.board.results) == 13)
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.is_running
