@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from textual.widgets import TabbedContent
 
@@ -16,6 +18,14 @@ from tests.fakes import FakeCheck, fake_services
 
 def _text(widget: object) -> str:
     return str(widget.render())  # type: ignore[attr-defined]
+
+
+async def _until(pilot: object, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait (in small steps, so a slow machine only takes longer) until `condition` holds."""
+    for _ in range(int(timeout_s / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
 async def test_number_keys_switch_through_every_tab() -> None:
@@ -82,8 +92,7 @@ async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
     services = fake_services(prefill=False)
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await _until(pilot, lambda: len(services.board.results) == 13)  # the first round starts after a frame
         assert len(services.board.results) == 13
         await pilot.press("p")
         await pilot.pause()
@@ -95,8 +104,7 @@ async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
         await app.workers.wait_for_complete()
         assert fake.calls == before
         await pilot.press("r")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await _until(pilot, lambda: fake.calls == before + 1)
         assert fake.calls == before + 1
 
 
@@ -152,8 +160,7 @@ async def test_a_crashing_check_is_unknown_and_the_others_still_report() -> None
     checks[0].run = boom  # type: ignore[method-assign]
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await _until(pilot, lambda: len(services.board.results) == 13)
         assert app.is_running
         crashed = services.board.results["api.health"]
         assert crashed.status is Status.UNKNOWN and "adapter bug [/x]" in crashed.summary

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.content import Content
-from textual.widgets import Sparkline, Static
 
 from opsconsole.domain.models import CheckResult
 from opsconsole.services import DetailRows, Services
 from opsconsole.ui.panes.base import Pane
+from opsconsole.ui.widgets.status import LatencyLine
 
 
 class ApiPane(Pane):
@@ -16,26 +15,14 @@ class ApiPane(Pane):
     CHECK_IDS = ("api.health", "vercel.deployment", "vercel.status_page")
 
     DEFAULT_CSS = """
-    ApiPane #latency-label { color: $text-muted; height: 1; }
-    ApiPane Sparkline { height: 2; margin-bottom: 1; }
+    ApiPane #latency { margin-bottom: 1; }
     """
 
     def compose_top(self) -> ComposeResult:
-        yield Static(Content("/health latency (last 60 polls): no data yet"), id="latency-label")
-        spark = Sparkline([], summary_function=max, id="latency")
-        spark.display = False
-        yield spark
+        yield LatencyLine("/health", id="latency")
 
     def show_latencies(self, values: list[float]) -> None:
-        spark = self.query_one(Sparkline)
-        spark.data = values
-        spark.display = len(values) >= 2  # one point would draw a misleading full bar
-        if values:
-            ordered = sorted(values)
-            median = ordered[len(ordered) // 2]
-            label = (f"/health latency (last {len(values)} polls): now {values[-1]:.0f} ms · "
-                     f"median {median:.0f} ms · max {ordered[-1]:.0f} ms")
-            self.query_one("#latency-label", Static).update(Content(label))
+        self.query_one(LatencyLine).show_values(values)
 
 
 class DatabasePane(Pane):
@@ -54,7 +41,7 @@ class DatabasePane(Pane):
         super().set_active(active)
         if active:  # keys (space, c, x, /) act on the session list at once
             for table in self.query("#activity-table"):  # absent while the pane is still mounting
-                table.focus()
+                self.focus_inside(table)
 
     async def _load_detail(self) -> None:
         from opsconsole.ui.widgets.activity import ActivityView
@@ -85,7 +72,7 @@ class DlqPane(Pane):
         super().set_active(active)
         if active:
             for table in self.query("#dlq-table"):  # absent while the pane is still mounting
-                table.focus()
+                self.focus_inside(table)
 
     async def _load_detail(self) -> None:
         from opsconsole.ui.widgets.dlq import DlqView
