@@ -24,11 +24,25 @@ from opsconsole.runbooks.catalog import links
 from opsconsole.services import Services, StatusBoard
 from opsconsole.ui.commands import OpsCommands
 from opsconsole.ui.format import Freshness, freshness
-from opsconsole.ui.help import HelpScreen, key_label
+from opsconsole.ui.help import EVERYWHERE, HelpScreen, key_label
 from opsconsole.ui.panes.base import Pane
 from opsconsole.ui.panes.tabs import TABS, ApiPane
 from opsconsole.ui.themes import DEFAULT_THEME, builtin_themes, no_color_requested, theme_for_terminal, user_themes
+from opsconsole.ui.widgets.live import still_cursor
 from opsconsole.ui.widgets.status import StatusBadge
+
+
+def _declared_here(node: object, binding: Binding) -> bool:
+    """Whether `binding` comes from an opsconsole class's own BINDINGS (not inherited from a
+    Textual widget: a KeyedTable's cursor keys are DataTable's)."""
+    for cls in type(node).__mro__:
+        if not cls.__module__.startswith("opsconsole"):
+            continue
+        for declared in cls.__dict__.get("BINDINGS", ()):
+            if isinstance(declared, Binding) and declared.action == binding.action and \
+                    binding.key in declared.key.split(","):
+                return True
+    return False
 
 
 class EnvHeader(Static):
@@ -250,6 +264,9 @@ class OpsApp(App[None]):
         for pane in self.query(Pane):
             pane.tick(lambda result: self.freshness(result, now))
 
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        still_cursor(event.widget)  # dialogs' text fields too (tabs' own fields: Pane does it)
+
     def on_resize(self, event: events.Resize) -> None:
         self._fit_footer(event.size.width)
 
@@ -290,22 +307,38 @@ class OpsApp(App[None]):
         self.query_one(TabbedContent).active = f"tab-{tab}"
 
     def action_help(self) -> None:
+        """`?`: every key of this screen, the tab's own first (as in the footer), then the global
+        ones; filtered as you type."""
         if isinstance(self.screen, HelpScreen):
             return
+        tab = self.query_one(TabbedContent).active.removeprefix("tab-")
+        tab_label = next((label for tab_id, label, _cls in TABS if tab_id == tab), tab)
         entries: list[tuple[str, str]] = []
-        seen: set[str] = set()
+        sections: dict[str, str] = {}
+        labels: dict[str, str] = {}
         for key, active in self.active_bindings.items():
             binding = active.binding
-            desc = binding.description or binding.action
-            if key in seen:
+            if key in sections:
                 continue
-            seen.add(key)
-            entries.append((key, desc))
-        if "ctrl+p" not in seen:
+            ours = active.node is self or _declared_here(active.node, binding)
+            if not ours and key != "enter":
+                continue  # the cursor keys of Textual's own lists and fields: listed once, in the hint
+            description = binding.description or binding.action
+            if not ours:
+                description = "Open the row under the cursor (full query, message, details)"
+            entries.append((key, description))
+            global_key = active.node is self or active.node is self.screen
+            sections[key] = EVERYWHERE if global_key else f"{tab_label} tab"
+            labels[key] = self.get_key_display(binding)
+        if "ctrl+p" not in sections:
             entries.append(("ctrl+p", "Command palette"))
-        entries.sort(key=lambda kv: (len(key_label(kv[0])) > 1, key_label(kv[0]).lower()))
-        tab = self.query_one(TabbedContent).active.removeprefix("tab-")
-        self.push_screen(HelpScreen(entries, f"{tab} tab"))
+            sections["ctrl+p"] = EVERYWHERE
+        order = {section: i for i, section in enumerate(dict.fromkeys(sections[k] for k, _ in entries))}
+        # the tab's keys first (as the footer shows them), then the global ones: letters, then named keys
+        entries.sort(key=lambda kv: (sections[kv[0]] == EVERYWHERE, order[sections[kv[0]]],
+                                     sections[kv[0]] == EVERYWHERE and len(key_label(kv[0])) > 1,
+                                     sections[kv[0]] == EVERYWHERE and key_label(kv[0]).lower()))
+        self.push_screen(HelpScreen(entries, f"{tab_label} tab", sections=sections, labels=labels))
 
     def start_action(self, action_id: str, start_key: str) -> None:
         """From the palette: show the Database tab and run the action on its selection."""

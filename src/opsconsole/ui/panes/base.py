@@ -22,6 +22,7 @@ from opsconsole.domain.models import CheckResult
 from opsconsole.runbooks.catalog import steps_for_tab
 from opsconsole.services import CHECK_CATALOG, DetailRows, Services
 from opsconsole.ui.format import Freshness
+from opsconsole.ui.widgets.live import still_cursor
 from opsconsole.ui.widgets.status import CheckCard
 
 _TITLES = {cid: title for cid, _system, title in CHECK_CATALOG}
@@ -147,6 +148,7 @@ class Pane(VerticalScroll):
         widget in a pane got the focus: TabPane would ask TabbedContent to show its pane, and that
         request, handled later (e.g. the focus a closing dialog restores), would undo a tab key
         pressed in the meantime."""
+        still_cursor(event.widget)
         event.stop()
 
     def action_toggle_all_details(self) -> None:

@@ -100,7 +100,8 @@ class DlqView(Vertical):
         yield Input(placeholder="filter: 30008 code:21610,none age<15m age>2d sid:SM… status:all endpoint:/x text…",
                     id="dlq-filter")
         table = KeyedTable(cursor_type="row", zebra_stripes=True, id="dlq-table")
-        table.set_columns([(col or "sel", col) for col in ("", "id", "age", "code", "error", "sid", "endpoint",
+        # The age first: it is what changes between reloads (a cell update costs what lies left of it).
+        table.set_columns([(col or "sel", col) for col in ("age", "", "id", "code", "error", "sid", "endpoint",
                                                            "tries", "size", "ok")])
         yield table
         groups = KeyedTable(cursor_type="row", zebra_stripes=True, id="dlq-groups")
@@ -187,8 +188,8 @@ class DlqView(Vertical):
 
     def _cells(self, m: DlqMessage, now: datetime) -> list[Text]:
         # Text, not str: DataTable parses str cells as markup, and these come from webhooks.
-        return [Text("●" if self._is_selected(m.id) else ""), Text(str(m.id)),
-                Text(fmt_age((now - m.received_at).total_seconds())),
+        return [Text(fmt_age((now - m.received_at).total_seconds())), Text("●" if self._is_selected(m.id) else ""),
+                Text(str(m.id)),
                 Text("none" if m.error_code is None else str(m.error_code)), Text(cell(m.error_message, 40)),
                 Text(cell(m.message_sid, 14)), Text(cell(m.endpoint, 24)),
                 Text("–" if m.attempts is None else str(m.attempts)), Text(_size(m.payload_bytes)),

@@ -25,8 +25,16 @@ from textual.content import Content
 from textual.coordinate import Coordinate
 from textual.css.scalar import Unit
 from textual.geometry import Region
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnKey
+
+
+def still_cursor(widget: Widget) -> None:
+    """No blinking text cursor: a blink repaints the field twice a second, for as long as it has
+    the focus, idle or not. The cursor stays visible, steady."""
+    if getattr(widget, "cursor_blink", False) is True:
+        widget.cursor_blink = False  # type: ignore[attr-defined]
 
 
 def _shown_key(content: Content) -> tuple[str, tuple[Any, ...]]:
@@ -55,6 +63,8 @@ class LiveStatic(Static):
         return True
 
     def _same_size(self, old: Content, new: Content) -> bool:
+        if not self.size.width:
+            return True  # not on screen (a closed card, a hidden tab): laid out afresh when shown
         styles = self.styles
         width, height = styles.width, styles.height
         if width is not None and width.is_auto:

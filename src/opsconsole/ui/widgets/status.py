@@ -111,8 +111,7 @@ class CheckCard(Vertical, can_focus=True):
     CheckCard.-fail { border-left: thick $error; }
     CheckCard.-unknown { border-left: thick $warning; }
     CheckCard.-off { border-left: thick $panel; color: $text-muted; }
-    CheckCard:focus { background: $boost; }
-    CheckCard:focus .card-line { text-style: bold; }
+    CheckCard:focus > .card-line { background: $primary 25%; text-style: underline; }
     CheckCard .card-line { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     CheckCard.-stale .card-line { text-style: italic; color: $text-muted; }
     CheckCard .card-more { display: none; height: auto; padding: 0 0 1 2; }
