@@ -169,7 +169,9 @@ class OpsApp(App[None]):
     # -- polling: each check on its own interval ([checks] intervals) ------------------------
     def _poll(self) -> None:
         """The poll timer: start the checks that are due (nothing while paused)."""
-        self._poll_timer = None
+        if self._poll_timer is not None:  # called directly (p resumes): no second timer left behind
+            self._poll_timer.stop()
+            self._poll_timer = None
         if not self.paused:
             self.run_worker(self._start_checks(due_only=True), group="poll-round", exclusive=True,
                             exit_on_error=False)
