@@ -15,7 +15,8 @@ from opsconsole.ui.app import OpsApp
 
 
 async def shoot(config: Path, out: Path) -> None:
-    app = OpsApp(build_services(load_settings(config)))
+    # The default theme whatever terminal this runs in (a 16-colour one would pick the contrast theme).
+    app = OpsApp(build_services(load_settings(config)), theme="opsconsole-dark")
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(100):
             await pilot.pause(0.1)

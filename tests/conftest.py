@@ -18,6 +18,10 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("OPSCONSOLE_CONFIG", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
+    # The console picks its theme from the terminal (16 colours: the contrast theme): every test and
+    # snapshot runs as on a 256-colour terminal, whatever TERM the test run itself has (CI has none).
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("COLORTERM", raising=False)
     for name in ("TWILIO_EDGE", "TWILIO_REGION"):
         monkeypatch.delenv(name, raising=False)
 

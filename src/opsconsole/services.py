@@ -143,7 +143,8 @@ class StatusBoard:
 
     @staticmethod
     def is_stale(result: CheckResult, interval_s: float, now: datetime) -> bool:
-        """Data older than two polling intervals is stale."""
+        """Data older than two of its check's polling intervals is stale (`interval_s`: that check's
+        own interval, `ChecksSettings.interval_for(result.id)`; see `Services.is_stale`)."""
         return (now - result.checked_at).total_seconds() > 2 * interval_s
 
 
@@ -157,6 +158,7 @@ class DetailRows:
     fetched_at: datetime | None = None
     latency_ms: float | None = None
     note: str = ""
+    key: str = "id"  # the field that identifies a row (keyed updates); rows without it go by position
 
     @classmethod
     def off(cls, why: str) -> DetailRows:
@@ -219,6 +221,15 @@ class Services:
     @property
     def systems(self) -> tuple[str, ...]:
         return SYSTEMS
+
+    def interval_for(self, check_id: str) -> float:
+        """How often the console polls `check_id` (`[checks] intervals`, else `interval_s`)."""
+        return self.settings.checks.interval_for(check_id)
+
+    def is_stale(self, result: CheckResult, now: datetime | None = None) -> bool:
+        """Older than two of its own check's intervals (a 60 s check is stale after 120 s, a 10 s
+        one after 20 s)."""
+        return StatusBoard.is_stale(result, self.interval_for(result.id), now or self.clock())
 
     @property
     def adapters(self) -> list[Adapter]:

@@ -191,6 +191,11 @@ class ChecksSettings:
         """How often `check_id` runs: its own interval, or `interval_s`."""
         return float(self.intervals.get(check_id, self.interval_s))
 
+    def stale_after_s(self, check_id: str) -> float:
+        """A result of `check_id` older than two of its own intervals is stale (badges, cards, and
+        the action kernel for previews built on that check's data)."""
+        return 2 * self.interval_for(check_id)
+
 
 DEFAULT_INTERVALS: Mapping[str, float] = {"supabase.resources": 60.0}
 

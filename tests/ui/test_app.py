@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from textual.widgets import TabbedContent
 
@@ -16,6 +18,14 @@ from tests.fakes import FakeCheck, fake_services
 
 def _text(widget: object) -> str:
     return str(widget.render())  # type: ignore[attr-defined]
+
+
+async def _until(pilot: object, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait (in small steps, so a slow machine only takes longer) until `condition` holds."""
+    for _ in range(int(timeout_s / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
 async def test_number_keys_switch_through_every_tab() -> None:
@@ -78,23 +88,11 @@ async def test_hostile_text_is_rendered_literally() -> None:
         assert "\x1b" not in summary and "␛[31m" in summary
 
 
-async def _until(pilot: object, condition: object, timeout_s: float = 10.0) -> None:
-    """Wait for `condition()` (the first round starts after the first frame: on a loaded machine
-    `wait_for_complete` can return before its workers exist)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        await pilot.pause(0.05)  # type: ignore[attr-defined]
-
-
 async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
     services = fake_services(prefill=False)
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _until(pilot, lambda: len(services.board.results) == 13)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await _until(pilot, lambda: len(services.board.results) == 13)  # the first round starts after a frame
         assert len(services.board.results) == 13
         await pilot.press("p")
         await pilot.pause()
@@ -107,8 +105,6 @@ async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
         assert fake.calls == before
         await pilot.press("r")
         await _until(pilot, lambda: fake.calls == before + 1)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
         assert fake.calls == before + 1
 
 
@@ -165,8 +161,6 @@ async def test_a_crashing_check_is_unknown_and_the_others_still_report() -> None
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
         await _until(pilot, lambda: len(services.board.results) == 13)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
         assert app.is_running
         crashed = services.board.results["api.health"]
         assert crashed.status is Status.UNKNOWN and "adapter bug [/x]" in crashed.summary

@@ -9,7 +9,9 @@ written; it checks the parameters against the action's declared `params` (the sa
 the console, runbook files and `opsconsole action`). `run` checks, in this order: read-only; the
 action and preview are valid (known action, its declared tier, a preview used only once); the
 confirmation (policy.check_confirmation); staleness (data older than `[actions]
-max_preview_age_s`); the journal is writable; the operator lock (disruptive/destructive actions
+max_preview_age_s`, or, for an action whose preview is built on checks' data (a `checks` class
+attribute naming check ids), older than the tightest staleness limit of those checks: two of
+each check's own `[checks] intervals`); the journal is writable; the operator lock (disruptive/destructive actions
 with a lock key; another console holding it is named with since when).
 
 The journal is written ahead: once the gate is passed and the lock taken, a `started` event
@@ -193,6 +195,24 @@ class ActionKernel:
     def max_preview_age_s(self) -> float:
         return float(self.settings.actions.max_preview_age_s)
 
+    def preview_age_limit(self, action: GuardedAction | None) -> tuple[float, str]:
+        """How old a preview's data may be when it is confirmed, and why (for the refusal).
+
+        `[actions] max_preview_age_s` always applies. An action whose preview is built on the data
+        of live checks names them (class attribute `checks = ("api.health", ...)`); the preview must
+        then also be no older than each one's staleness limit (`ChecksSettings.stale_after_s`, two
+        of that check's own intervals), the same rule the badges and cards use: a preview is never
+        confirmed on data the screen would already mark STALE. A check polled less often than
+        the preview limit (supabase.resources, every 60 s) does not loosen it.
+        """
+        limit, why = self.max_preview_age_s, ""
+        for check_id in getattr(action, "checks", ()) or ():
+            stale_after = self.settings.checks.stale_after_s(str(check_id))
+            if stale_after < limit:
+                interval = self.settings.checks.interval_for(str(check_id))
+                limit, why = stale_after, f"; {check_id} is polled every {interval:g} s, stale after {stale_after:g} s"
+        return limit, why
+
     def scrub(self, text: str) -> str:
         """`text` with every secret value of the settings replaced by ***."""
         for value in _secret_values(self.settings):
@@ -361,10 +381,10 @@ class ActionKernel:
         if refused is not None:
             return refused
         age = preview.age_s(self.clock())
-        limit = self.max_preview_age_s
+        limit, why = self.preview_age_limit(action)
         if age > limit:
-            return Refusal(RefusalReason.STALE, f"previewed on data {age:.0f} s old (limit {limit:g} s): refresh "
-                                                "and confirm again", {"age_s": round(age, 1), "limit_s": limit})
+            return Refusal(RefusalReason.STALE, f"previewed on data {age:.0f} s old (limit {limit:g} s{why}): "
+                                                "refresh and confirm again", {"age_s": round(age, 1), "limit_s": limit})
         problem = await asyncio.to_thread(self.journal_problem)
         if problem is not None:
             return self._journal_refusal(problem)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.content import Content
 from textual.lazy import Lazy
+from textual.timer import Timer
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from opsconsole.domain.models import SYSTEMS, CheckResult, Status
@@ -19,11 +23,26 @@ from opsconsole.domain.ports import Check
 from opsconsole.runbooks.catalog import links
 from opsconsole.services import Services, StatusBoard
 from opsconsole.ui.commands import OpsCommands, PaletteHost
-from opsconsole.ui.help import HelpScreen, key_label
+from opsconsole.ui.format import Freshness, freshness
+from opsconsole.ui.help import EVERYWHERE, HelpScreen, key_label
 from opsconsole.ui.panes.base import Pane
 from opsconsole.ui.panes.tabs import TABS, ApiPane
-from opsconsole.ui.themes import DEFAULT_THEME, builtin_themes, user_themes
+from opsconsole.ui.themes import DEFAULT_THEME, builtin_themes, no_color_requested, theme_for_terminal, user_themes
+from opsconsole.ui.widgets.live import still_cursor
 from opsconsole.ui.widgets.status import StatusBadge
+
+
+def _declared_here(node: object, binding: Binding) -> bool:
+    """Whether `binding` comes from an opsconsole class's own BINDINGS (not inherited from a
+    Textual widget: a KeyedTable's cursor keys are DataTable's)."""
+    for cls in type(node).__mro__:
+        if not cls.__module__.startswith("opsconsole"):
+            continue
+        for declared in cls.__dict__.get("BINDINGS", ()):
+            if isinstance(declared, Binding) and declared.action == binding.action and \
+                    binding.key in declared.key.split(","):
+                return True
+    return False
 
 
 class EnvHeader(Static):
@@ -56,12 +75,16 @@ class OpsApp(App[None]):
 
     def __init__(self, services: Services, *, theme: str | None = None, live: bool = True,
                  user_theme_dir: Path | None = None, read_only: bool | None = None) -> None:
-        super().__init__()
+        # NO_COLOR: Textual strips colour entirely (its NoColor filter) only for ANSI-native output;
+        # for a truecolor theme it would paint in greys instead. Ask for native ANSI so none is sent.
+        super().__init__(ansi_color=True if no_color_requested(os.environ) else None)
         self.services = services
         self.live = live
         self.paused = False
         self.read_only = services.settings.environment.read_only if read_only is None else read_only
         self._in_flight: set[str] = set()
+        self._next_due: dict[str, float] = {}  # check id -> monotonic time its next poll is due
+        self._poll_timer: Timer | None = None
         self._theme_problems: list[str] = []
         for t in builtin_themes():
             self.register_theme(t)
@@ -69,7 +92,8 @@ class OpsApp(App[None]):
         for t in extra:
             self.register_theme(t)
         self._theme_problems = [str(p) for p in problems]
-        wanted = theme or services.settings.ui.theme or DEFAULT_THEME
+        # A chosen theme wins; otherwise the terminal decides (16 colours: the ANSI contrast theme).
+        wanted = theme or services.settings.ui.theme or theme_for_terminal(os.environ)
         if wanted not in self.available_themes:
             self._theme_problems.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}. "
                                         f"Available: {', '.join(sorted(self.available_themes))}")
@@ -82,7 +106,17 @@ class OpsApp(App[None]):
 
     @property
     def interval_s(self) -> float:
+        """The default polling interval; each check may have its own (`interval_for`)."""
         return self.services.settings.checks.interval_s
+
+    def interval_for(self, check_id: str) -> float:
+        return self.services.settings.checks.interval_for(check_id)
+
+    def freshness(self, result: CheckResult, now: datetime | None = None) -> Freshness:
+        """How fresh `result` is against its own check's interval (badges, cards, the kernel agree)."""
+        checks = self.services.settings.checks
+        return freshness(result.checked_at, now or self.services.clock(), interval_s=checks.interval_for(result.id),
+                         timeout_s=checks.timeout_s, stale_after_s=checks.stale_after_s(result.id))
 
     def compose(self) -> ComposeResult:
         yield EnvHeader(self._header_text(), id="env-header",
@@ -97,7 +131,7 @@ class OpsApp(App[None]):
                     pane = cls(deep_links, id=f"pane-{tab}")
                     # Panes are built right after the first frame: header, badges and tabs paint first.
                     yield Lazy(pane)
-        yield Footer()
+        yield Footer(compact=True)
 
     def _header_text(self) -> Content:
         env = self.services.settings.environment
@@ -114,11 +148,12 @@ class OpsApp(App[None]):
         # Show whatever is already known (snapshots, or results from before a restart).
         for result in list(self.board.results.values()):
             self._apply(result)
+        # Ages and staleness: recomputed every second, repainted only when their text changes.
         self.set_interval(1.0, self._tick)
         self.run_worker(self._report_unfinished(), group="unfinished", exit_on_error=False)
+        self._fit_footer(self.size.width)
         if self.live:
             self.call_after_refresh(self.action_refresh)
-            self.set_interval(self.interval_s, self._poll)
 
     async def _report_unfinished(self) -> None:
         """Actions a killed or disconnected console left without an outcome: say so at once."""
@@ -131,26 +166,51 @@ class OpsApp(App[None]):
                 continue
             self.notify(attempt.message(), title="Outcome unknown", severity="warning", timeout=120, markup=False)
 
-    # -- polling ----------------------------------------------------------------------
+    # -- polling: each check on its own interval ([checks] intervals) ------------------------
     def _poll(self) -> None:
+        """The poll timer: start the checks that are due (nothing while paused)."""
+        if self._poll_timer is not None:  # called directly (p resumes): no second timer left behind
+            self._poll_timer.stop()
+            self._poll_timer = None
         if not self.paused:
-            self.action_refresh()
+            self.run_worker(self._start_checks(due_only=True), group="poll-round", exclusive=True,
+                            exit_on_error=False)
 
     def action_refresh(self) -> None:
-        """Start every check that is not already running; each reports on its own."""
-        self.run_worker(self._start_round(), group="poll-round", exclusive=True, exit_on_error=False)
-
-    async def _start_round(self) -> None:
+        """Start every check that is not already running, and the visible tab's list; each reports
+        on its own."""
         for pane in self.query(Pane):
             if pane.active:
                 pane.refresh_detail()
+        self.run_worker(self._start_checks(due_only=False), group="poll-round", exclusive=True,
+                        exit_on_error=False)
+
+    async def _start_checks(self, *, due_only: bool) -> None:
         # Building adapters imports SDKs: off the event loop, so keys stay instant.
         runner = await asyncio.to_thread(lambda: self.services.runner)
+        now = time.monotonic()
         for check in runner.select():
             if check.id in self._in_flight:
                 continue  # still waiting on a hung service: don't pile up requests
+            if due_only and self._next_due.get(check.id, now) > now:
+                continue
             self._in_flight.add(check.id)
+            # The cadence is the check's own interval from its start, whatever its latency.
+            self._next_due[check.id] = now + self.interval_for(check.id)
             self.run_worker(self._run_check(check), group=f"check:{check.id}", exit_on_error=False)
+        self._arm_poll()
+
+    def _arm_poll(self) -> None:
+        """One timer, set for the earliest check due (re-armed after every start and answer)."""
+        if not self.live or not self.is_running:
+            return
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        waiting = [due for cid, due in self._next_due.items() if cid not in self._in_flight]
+        if waiting:
+            delay = max(0.05, min(waiting) - time.monotonic())
+            self._poll_timer = self.set_timer(delay, self._poll)
 
     async def _run_check(self, check: Check) -> None:
         try:
@@ -159,12 +219,13 @@ class OpsApp(App[None]):
             self._in_flight.discard(check.id)
         self.board.record(result)
         self._apply(result)
+        self._arm_poll()
 
     def _apply(self, result: CheckResult) -> None:
-        now = self.services.clock()
-        stale = StatusBoard.is_stale(result, self.interval_s, now)
+        fresh = self.freshness(result)
+        interval = self.interval_for(result.id)
         for pane in self.query(Pane):
-            pane.show_result(result, now, stale)
+            pane.show_result(result, fresh, interval)
         if result.id == "api.health":
             for api_pane in self.query(ApiPane):
                 api_pane.show_latencies(list(self.board.latencies.get("api.health", [])))
@@ -174,36 +235,48 @@ class OpsApp(App[None]):
         """A pane mounted late (lazily) catches up with what is already known."""
         now = self.services.clock()
         for result in list(self.board.results.values()):
-            pane.show_result(result, now, StatusBoard.is_stale(result, self.interval_s, now))
+            pane.show_result(result, self.freshness(result, now), self.interval_for(result.id))
         if isinstance(pane, ApiPane):
             pane.show_latencies(list(self.board.latencies.get("api.health", [])))
 
-    def _update_badge(self, system: str) -> None:
-        results = self.board.for_system(system)
-        now = self.services.clock()
+    def _update_badge(self, system: str, now: datetime | None = None) -> None:
         found = self.query(f"#badge-{system}").results(StatusBadge)
         badge = next(found, None)
         if badge is None:  # shutting down: the widgets are already gone
             return
+        results = self.board.for_system(system)
         if not results:
-            badge.show(None, None, None, now, False)
+            badge.show_status(None, None, None)
             return
+        now = now or self.services.clock()
         status = self.board.system_status(system)
-        newest = max(r.checked_at for r in results)
-        oldest = min(r.checked_at for r in results if r.status is not Status.OFF) \
-            if any(r.status is not Status.OFF for r in results) else newest
-        latency = max((r.latency_ms for r in results if r.latency_ms is not None), default=None)
-        stale = (now - oldest).total_seconds() > 2 * self.interval_s
-        badge.show(status, latency, oldest if status is not Status.OFF else newest, now, stale)
+        live = [r for r in results if r.status is not Status.OFF]
+        latency = max((r.latency_ms for r in live if r.latency_ms is not None), default=None)
+        # The system's freshness is its least fresh check's, each judged against its own interval.
+        states = [self.freshness(r, now) for r in live]
+        fresh = max(states, key=lambda f: (f.stale, f.late, f.age_s), default=None)
+        badge.show_status(status, latency, fresh)
 
     def _tick(self) -> None:
         if not self.is_running:
             return
         now = self.services.clock()
         for system in SYSTEMS:
-            self._update_badge(system)
+            self._update_badge(system, now)
         for pane in self.query(Pane):
-            pane.tick(now, self.interval_s)
+            pane.tick(lambda result: self.freshness(result, now))
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        still_cursor(event.widget)  # dialogs' text fields too (tabs' own fields: Pane does it)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_footer(event.size.width)
+
+    def _fit_footer(self, width: int) -> None:
+        """Below 100 columns the footer leaves out the palette key (it is in `?`), to make room for
+        the tab's own keys; they come first, the global ones last."""
+        for footer in self.query(Footer):
+            footer.show_command_palette = width >= 100
 
     # -- actions ----------------------------------------------------------------------
     def action_toggle_pause(self) -> None:
@@ -212,7 +285,7 @@ class OpsApp(App[None]):
         self.notify("Polling paused: data will go stale. p resumes." if self.paused else "Polling resumed.",
                     title="Polling")
         if not self.paused:
-            self.action_refresh()
+            self._poll()
 
     def action_timeline(self) -> None:
         from opsconsole.ui.timeline import TimelineScreen
@@ -236,22 +309,38 @@ class OpsApp(App[None]):
         self.query_one(TabbedContent).active = f"tab-{tab}"
 
     def action_help(self) -> None:
+        """`?`: every key of this screen, the tab's own first (as in the footer), then the global
+        ones; filtered as you type."""
         if isinstance(self.screen, HelpScreen):
             return
+        tab = self.query_one(TabbedContent).active.removeprefix("tab-")
+        tab_label = next((label for tab_id, label, _cls in TABS if tab_id == tab), tab)
         entries: list[tuple[str, str]] = []
-        seen: set[str] = set()
+        sections: dict[str, str] = {}
+        labels: dict[str, str] = {}
         for key, active in self.active_bindings.items():
             binding = active.binding
-            desc = binding.description or binding.action
-            if key in seen:
+            if key in sections:
                 continue
-            seen.add(key)
-            entries.append((key, desc))
-        if "ctrl+p" not in seen:
+            ours = active.node is self or _declared_here(active.node, binding)
+            if not ours and key != "enter":
+                continue  # the cursor keys of Textual's own lists and fields: listed once, in the hint
+            description = binding.description or binding.action
+            if not ours:
+                description = "Open the row under the cursor (full query, message, details)"
+            entries.append((key, description))
+            global_key = active.node is self or active.node is self.screen
+            sections[key] = EVERYWHERE if global_key else f"{tab_label} tab"
+            labels[key] = self.get_key_display(binding)
+        if "ctrl+p" not in sections:
             entries.append(("ctrl+p", "Command palette"))
-        entries.sort(key=lambda kv: (len(key_label(kv[0])) > 1, key_label(kv[0]).lower()))
-        tab = self.query_one(TabbedContent).active.removeprefix("tab-")
-        self.push_screen(HelpScreen(entries, f"{tab} tab"))
+            sections["ctrl+p"] = EVERYWHERE
+        order = {section: i for i, section in enumerate(dict.fromkeys(sections[k] for k, _ in entries))}
+        # the tab's keys first (as the footer shows them), then the global ones: letters, then named keys
+        entries.sort(key=lambda kv: (sections[kv[0]] == EVERYWHERE, order[sections[kv[0]]],
+                                     sections[kv[0]] == EVERYWHERE and len(key_label(kv[0])) > 1,
+                                     sections[kv[0]] == EVERYWHERE and key_label(kv[0]).lower()))
+        self.push_screen(HelpScreen(entries, f"{tab_label} tab", sections=sections, labels=labels))
 
     def start_action(self, action_id: str, start_key: str) -> None:
         """From the palette: show the action's tab and run it there (on its selection)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,9 +13,39 @@ from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
 DEFAULT_THEME = "opsconsole-dark"
+CONTRAST_THEME = "opsconsole-contrast"
 _FIELDS = {"name", "primary", "secondary", "warning", "error", "success", "accent", "foreground",
            "background", "surface", "panel", "boost", "dark", "luminosity_spread", "text_alpha",
            "variables", "ansi"}
+
+
+def colour_depth(env: Mapping[str, str]) -> int:
+    """How many colours the terminal claims: 16777216 (COLORTERM truecolor/24bit, or a TERM naming
+    truecolor/24bit/direct), 256 (a TERM naming 256color), else 16 (xterm, screen, tmux, linux,
+    vt100…). Any other non-empty COLORTERM is a terminal advertising colour beyond the basic
+    palette: treated as 256."""
+    colorterm = env.get("COLORTERM", "").strip().lower()
+    term = env.get("TERM", "").strip().lower()
+    if colorterm in ("truecolor", "24bit") or any(word in term for word in ("truecolor", "24bit", "direct")):
+        return 16_777_216
+    if "256color" in term or colorterm:
+        return 256
+    return 16
+
+
+def no_color_requested(env: Mapping[str, str]) -> bool:
+    """NO_COLOR (no-color.org) is set. Present at all counts, as Textual itself treats it."""
+    return "NO_COLOR" in env
+
+
+def theme_for_terminal(env: Mapping[str, str]) -> str:
+    """The theme when none is chosen (`--theme`, `[ui] theme`): on a 16-colour terminal the
+    contrast theme, which uses only the 16 ANSI colours and so follows the terminal's own palette
+    (the default theme's truecolours would be squeezed into whatever 16 colours are nearest);
+    under NO_COLOR too (no colour is sent at all, and its styles lean on bold and reverse)."""
+    if no_color_requested(env) or colour_depth(env) <= 16:
+        return CONTRAST_THEME
+    return DEFAULT_THEME
 
 
 @dataclass(frozen=True)

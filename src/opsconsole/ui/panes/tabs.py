@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
 
 from textual.app import ComposeResult
-from textual.content import Content
-from textual.widgets import Sparkline, Static
 
 from opsconsole.domain.models import CheckResult
 from opsconsole.services import DetailRows, Services
+from opsconsole.ui.format import Freshness
 from opsconsole.ui.panes.base import Pane
+from opsconsole.ui.widgets.status import LatencyLine
 
 
 class ApiPane(Pane):
@@ -18,26 +18,14 @@ class ApiPane(Pane):
     CHECK_IDS = ("api.health", "vercel.deployment", "vercel.status_page")
 
     DEFAULT_CSS = """
-    ApiPane #latency-label { color: $text-muted; height: 1; }
-    ApiPane Sparkline { height: 2; margin-bottom: 1; }
+    ApiPane #latency { margin-bottom: 1; }
     """
 
     def compose_top(self) -> ComposeResult:
-        yield Static(Content("/health latency (last 60 polls): no data yet"), id="latency-label")
-        spark = Sparkline([], summary_function=max, id="latency")
-        spark.display = False
-        yield spark
+        yield LatencyLine("/health", id="latency")
 
     def show_latencies(self, values: list[float]) -> None:
-        spark = self.query_one(Sparkline)
-        spark.data = values
-        spark.display = len(values) >= 2  # one point would draw a misleading full bar
-        if values:
-            ordered = sorted(values)
-            median = ordered[len(ordered) // 2]
-            label = (f"/health latency (last {len(values)} polls): now {values[-1]:.0f} ms · "
-                     f"median {median:.0f} ms · max {ordered[-1]:.0f} ms")
-            self.query_one("#latency-label", Static).update(Content(label))
+        self.query_one(LatencyLine).show_values(values)
 
 
 class DatabasePane(Pane):
@@ -56,7 +44,7 @@ class DatabasePane(Pane):
         super().set_active(active)
         if active:  # keys (space, c, x, /) act on the session list at once
             for table in self.query("#activity-table"):  # absent while the pane is still mounting
-                table.focus()
+                self.focus_inside(table)
 
     async def _load_detail(self) -> None:
         from opsconsole.ui.widgets.activity import ActivityView
@@ -87,7 +75,7 @@ class DlqPane(Pane):
         super().set_active(active)
         if active:
             for table in self.query("#dlq-table"):  # absent while the pane is still mounting
-                table.focus()
+                self.focus_inside(table)
 
     async def _load_detail(self) -> None:
         from opsconsole.ui.widgets.dlq import DlqView
@@ -122,10 +110,11 @@ class DeployPane(Pane):
         for view in self.query(DeploymentsView):
             view.show(listing, self.services.clock(), self.DETAIL_INTERVAL_S)
 
-    def tick(self, now: datetime, interval_s: float) -> None:
-        super().tick(now, interval_s)
+    def tick(self, freshness_of: Callable[[CheckResult], Freshness]) -> None:
+        super().tick(freshness_of)
         from opsconsole.ui.widgets.deploys import DeploymentsView
 
+        now = self.services.clock()
         for view in self.query(DeploymentsView):
             view.tick(now)
 

@@ -21,13 +21,35 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
 from opsconsole.domain.db import ActivitySnapshot, Backend
-from opsconsole.ui.format import cell, fmt_age
+from opsconsole.ui.format import cell, fmt_age, fmt_time
+from opsconsole.ui.widgets.live import KeyedTable, LiveStatic
 
 MIN_DURATIONS: tuple[float, ...] = (0.0, 1.0, 10.0, 60.0, 300.0)
 
 
+LATE_AFTER_S = 10.0  # the list refreshes every 2 s while shown; older than this, its age is shown
+# The duration first: it changes on every refresh, and a cell update costs what lies left of it.
+COLUMNS = ("duration", "", "pid", "state", "user", "app", "blocked by", "blocking", "wait", "query")
+
+
 def _duration(seconds: float) -> str:
     return fmt_age(seconds) if seconds >= 1 else f"{seconds:.1f}s"
+
+
+def _longest_first(b: Backend) -> tuple[float, int]:
+    """Longest first, by the duration as displayed (then PID): rows swap places only when the
+    durations they show differ, not when two "20s" sessions are a few milliseconds apart."""
+    s = b.duration_s
+    shown = s if s < 1 else (int(s) if s < 60 else int(s // 60) * 60)
+    return -shown, b.pid
+
+
+def session_cells(b: Backend, selected: bool) -> list[Text]:
+    """One session's row, in COLUMNS order (Text: untrusted, never markup)."""
+    return [Text(_duration(b.duration_s)), Text("●" if selected else ""), Text(str(b.pid)),
+            Text(cell(b.state, 20)), Text(cell(b.user, 16)), Text(cell(b.application, 16)),
+            Text(", ".join(map(str, b.blocked_by))), Text(", ".join(map(str, b.blocking))),
+            Text(cell(b.wait, 24)), Text(cell(b.query, 80))]
 
 
 class QueryScreen(ModalScreen[None]):
@@ -65,14 +87,15 @@ class QueryScreen(ModalScreen[None]):
 class ActivityView(Vertical):
     """Live sessions; selection and the cancel/terminate actions."""
 
+    # Guarded actions first: at 80 columns the footer shows the tab's actions before anything else.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "act('db.cancel', 'c')", "Cancel query", id="db.cancel"),
+        Binding("x", "act('db.terminate', 'x')", "Terminate", id="db.terminate"),
         Binding("space", "toggle_select", "Select"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("d", "cycle_min_duration", "Min duration"),
         Binding("f", "toggle_freeze", "Freeze"),
         Binding("escape", "clear", "Clear selection", show=False),
-        Binding("c", "act('db.cancel', 'c')", "Cancel query", id="db.cancel"),
-        Binding("x", "act('db.terminate', 'x')", "Terminate", id="db.terminate"),
     ]
 
     DEFAULT_CSS = """
@@ -81,7 +104,7 @@ class ActivityView(Vertical):
     ActivityView .activity-status { color: $text-muted; }
     ActivityView.-frozen .activity-status { color: $warning; text-style: bold; }
     ActivityView.-error .activity-status { color: $error; text-style: bold; }
-    ActivityView DataTable { height: auto; max-height: 14; }
+    ActivityView KeyedTable { height: 1fr; }
     ActivityView Input { display: none; }
     ActivityView Input.-shown { display: block; }
     """
@@ -94,15 +117,17 @@ class ActivityView(Vertical):
         self.frozen_by_user = False
         self.filter_text = ""
         self.min_duration_s = 0.0
+        self.frozen_at: datetime | None = None  # when the rows on screen stopped updating
 
     def compose(self) -> ComposeResult:
         yield Static(Content("Sessions (pg_stat_activity)"), classes="activity-title")
-        yield Static(Content("loading…"), classes="activity-status")
+        yield LiveStatic(Content("loading…"), classes="activity-status")
         yield Input(placeholder="filter: user, database, application or query text (Enter keeps, Esc clears)",
                     id="activity-filter")
-        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="activity-table")
-        for col in ("", "pid", "user", "app", "state", "duration", "wait", "blocked by", "blocking", "query"):
-            table.add_column(Text(col), key=col or "sel")
+        table = KeyedTable(cursor_type="row", zebra_stripes=True, id="activity-table")
+        # What decides a cancel or terminate first (duration, state, who blocks whom); the query last
+        # (Enter shows it in full): at 80 columns the first seven columns fit.
+        table.set_columns([(key or "sel", key) for key in COLUMNS])
         yield table
 
     @property
@@ -128,36 +153,23 @@ class ActivityView(Vertical):
         return any(needle in field.lower() for field in (b.user, b.database, b.application, b.query))
 
     def _render_rows(self) -> None:
-        table: DataTable[Text] = self.query_one(DataTable)
+        """Keyed by PID: a refresh repaints only the cells that changed (durations, states)."""
+        table = self.query_one(KeyedTable)
         snap = self.snapshot
-        rows = [] if snap is None else sorted((b for b in snap.backends if self._matches(b)),
-                                              key=lambda b: b.duration_s, reverse=True)
+        rows = [] if snap is None else sorted((b for b in snap.backends if self._matches(b)), key=_longest_first)
         self.shown = rows
-        under_cursor = self.cursor_backend()
-        cursor_pid = under_cursor.pid if under_cursor is not None else None
-        table.clear()
-        for b in rows:
-            mark = "●" if b.pid in self.selected else ""
-            table.add_row(Text(mark), Text(str(b.pid)), Text(cell(b.user, 20)), Text(cell(b.application, 18)),
-                          Text(cell(b.state, 20)), Text(_duration(b.duration_s)), Text(cell(b.wait, 24)),
-                          Text(", ".join(map(str, b.blocked_by))), Text(", ".join(map(str, b.blocking))),
-                          Text(cell(b.query, 80)), key=str(b.pid))
-        if cursor_pid is not None:
-            for i, b in enumerate(rows):
-                if b.pid == cursor_pid:
-                    table.move_cursor(row=i, animate=False)
-                    break
+        table.sync([(str(b.pid), session_cells(b, b.pid in self.selected)) for b in rows])
 
     def _status(self, now: datetime) -> None:
         snap = self.snapshot
-        status = self.query_one(".activity-status", Static)
+        status = self.query_one(".activity-status", LiveStatic)
         self.set_class(self.frozen, "-frozen")
         self.set_class(snap is not None and snap.error is not None, "-error")
         if snap is None:
-            status.update(Content("loading…"))
+            status.show(Content("loading…"))
             return
         if snap.error is not None:
-            status.update(Content(cell(snap.error, 300)))
+            status.show(Content(cell(snap.error, 300)))
             return
         parts = [f"{len(self.shown)} of {len(snap.backends)} sessions"]
         if snap.hidden:
@@ -171,16 +183,22 @@ class ActivityView(Vertical):
             parts.append(f"filter {self.filter_text!r}")
         if self.selected:
             parts.append(f"{len(self.selected)} selected")
-        parts.append(f"as of {fmt_age((now - snap.taken_at).total_seconds())} ago")
         if self.frozen:
-            parts.append("FROZEN: updates paused while you select (Esc clears, f unfreezes)")
-        status.update(Content(" · ".join(parts)))
+            # a fixed time, not a ticking age: the frozen screen stays still on the wire
+            self.frozen_at = self.frozen_at or snap.taken_at
+            parts.append(f"FROZEN at {fmt_time(self.frozen_at)} while you select (Esc clears, f unfreezes)")
+        else:
+            self.frozen_at = None
+            age = (now - snap.taken_at).total_seconds()
+            if age > LATE_AFTER_S:  # the list stopped refreshing (a hung query, a paused poll)
+                parts.append(f"as of {fmt_age(age)} ago")
+        status.show(Content(" · ".join(parts)))
 
     def _now(self) -> datetime:
         return self.app.services.clock()  # type: ignore[attr-defined, no-any-return]
 
     def cursor_backend(self) -> Backend | None:
-        table: DataTable[Text] = self.query_one(DataTable)
+        table = self.query_one(KeyedTable)
         if not self.shown or table.cursor_row < 0 or table.cursor_row >= len(self.shown):
             return None
         return self.shown[table.cursor_row]
@@ -210,7 +228,7 @@ class ActivityView(Vertical):
         self.selected.symmetric_difference_update({b.pid})
         self._render_rows()
         self._status(self._now())
-        self.query_one(DataTable).action_cursor_down()
+        self.query_one(KeyedTable).action_cursor_down()
 
     def action_clear(self) -> None:
         self.selected.clear()
@@ -242,7 +260,7 @@ class ActivityView(Vertical):
     @on(Input.Submitted, "#activity-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
         event.stop()
-        self.query_one(DataTable).focus()
+        self.query_one(KeyedTable).focus()
 
     def on_key(self, event: Any) -> None:
         box = self.query_one("#activity-filter", Input)
@@ -250,7 +268,7 @@ class ActivityView(Vertical):
             event.stop()
             box.value = ""
             box.remove_class("-shown")
-            self.query_one(DataTable).focus()
+            self.query_one(KeyedTable).focus()
 
     @on(DataTable.RowSelected, "#activity-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:

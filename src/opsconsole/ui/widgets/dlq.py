@@ -34,17 +34,23 @@ from opsconsole.domain.dlq import (
     parse_filter,
 )
 from opsconsole.ui.format import cell, fmt_age
+from opsconsole.ui.widgets.live import KeyedTable, LiveStatic
 
 if TYPE_CHECKING:
     from opsconsole.adapters.dlq import DlqStore
     from opsconsole.services import Services
 
 PAGE_SIZE = 50
+SLOW_PAGE_MS = 500.0
 GROUP_BYS = ("error_code", "endpoint", "workflow")
 
 
 class DlqView(Vertical):
+    # Guarded actions first: at 80 columns the footer shows the tab's actions before anything else.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("R", "act('dlq.requeue')", "Re-queue", id="dlq.requeue"),
+        Binding("D", "act('dlq.discard')", "Discard", id="dlq.discard"),
+        Binding("U", "act('dlq.undo_discard')", "Undo discard", id="dlq.undo_discard"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("g", "toggle_groups", "Groups"),
         Binding("b", "cycle_group_by", "Group by", show=False),
@@ -55,9 +61,6 @@ class DlqView(Vertical):
         Binding("v", "select_range", "Range"),
         Binding("A", "select_all", "All matching"),
         Binding("escape", "clear", "Clear", show=False),
-        Binding("R", "act('dlq.requeue')", "Re-queue", id="dlq.requeue"),
-        Binding("D", "act('dlq.discard')", "Discard", id="dlq.discard"),
-        Binding("U", "act('dlq.undo_discard')", "Undo discard", id="dlq.undo_discard"),
     ]
 
     DEFAULT_CSS = """
@@ -66,7 +69,7 @@ class DlqView(Vertical):
     DlqView .dlq-status { color: $text-muted; }
     DlqView .dlq-selection { color: $accent; text-style: bold; }
     DlqView.-error .dlq-status { color: $error; text-style: bold; }
-    DlqView DataTable { height: auto; max-height: 20; }
+    DlqView KeyedTable { height: 1fr; }
     DlqView #dlq-groups { display: none; }
     DlqView.-groups #dlq-groups { display: block; }
     DlqView.-groups #dlq-table { display: none; }
@@ -92,17 +95,17 @@ class DlqView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(Content("Dead-letter messages"), classes="dlq-title")
-        yield Static(Content("loading…"), classes="dlq-status", id="dlq-status")
-        yield Static(Content("nothing selected"), classes="dlq-selection", id="dlq-selection")
+        yield LiveStatic(Content("loading…"), classes="dlq-status", id="dlq-status")
+        yield LiveStatic(Content("nothing selected"), classes="dlq-selection", id="dlq-selection")
         yield Input(placeholder="filter: 30008 code:21610,none age<15m age>2d sid:SM… status:all endpoint:/x text…",
                     id="dlq-filter")
-        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="dlq-table")
-        for col in ("", "id", "age", "code", "error", "sid", "endpoint", "tries", "size", "ok"):
-            table.add_column(Text(col), key=col or "sel")
+        table = KeyedTable(cursor_type="row", zebra_stripes=True, id="dlq-table")
+        # The age first: it is what changes between reloads (a cell update costs what lies left of it).
+        table.set_columns([(col or "sel", col) for col in ("age", "", "id", "code", "error", "sid", "endpoint",
+                                                           "tries", "size", "ok")])
         yield table
-        groups: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="dlq-groups")
-        for col in ("group", "count", "newest", "meaning", "transient"):
-            groups.add_column(Text(col), key=col)
+        groups = KeyedTable(cursor_type="row", zebra_stripes=True, id="dlq-groups")
+        groups.set_columns([(col, col) for col in ("group", "count", "newest", "meaning", "transient")])
         yield groups
 
     # -- data -------------------------------------------------------------------------------
@@ -155,21 +158,22 @@ class DlqView(Vertical):
             self._set_error(groups.message)
             return
         self.groups = groups
-        table: DataTable[Text] = self.query_one("#dlq-groups", DataTable)
-        table.clear()
+        table = self.query_one("#dlq-groups", KeyedTable)
         now = self.services.clock()
-        for i, g in enumerate(groups.rows):
+        rows: list[tuple[str, list[Text]]] = []
+        for g in groups.rows:
             key = "none" if g.key is None else str(g.key)
             newest = fmt_age((now - g.newest_at).total_seconds()) if g.newest_at else "–"
             transient = {True: "yes", False: "no", None: "?"}[g.transient] + (" · never re-queued"
                                                                              if g.never_requeue else "")
-            table.add_row(Text(cell(key, 40)), Text(f"{g.count:,}"), Text(newest), Text(cell(g.meaning, 60)),
-                          Text(transient), key=str(i))
+            rows.append((f"{self.group_by}:{key}", [Text(cell(key, 40)), Text(f"{g.count:,}"), Text(newest),
+                                                    Text(cell(g.meaning, 60)), Text(transient)]))
+        table.sync(rows)
 
     def _set_error(self, message: str) -> None:
         self.error = message
         self.set_class(True, "-error")
-        self.query_one("#dlq-status", Static).update(Content(cell(message, 300)))
+        self.query_one("#dlq-status", LiveStatic).show(Content(cell(message, 300)))
 
     def _is_selected(self, message_id: int) -> bool:
         if self.all_matching:
@@ -177,19 +181,15 @@ class DlqView(Vertical):
         return message_id in self.selected
 
     def _render_page(self) -> None:
-        table: DataTable[Text] = self.query_one("#dlq-table", DataTable)
-        row = table.cursor_row
-        table.clear()
+        """Keyed by message id: a reload repaints only what changed (an age, a new message)."""
+        table = self.query_one("#dlq-table", KeyedTable)
         now = self.services.clock()
-        for m in self.page.rows if self.page else ():
-            table.add_row(*self._cells(m, now), key=str(m.id))
-        if self.page and 0 <= row < len(self.page.rows):
-            table.move_cursor(row=row, animate=False)
+        table.sync([(str(m.id), self._cells(m, now)) for m in (self.page.rows if self.page else ())])
 
     def _cells(self, m: DlqMessage, now: datetime) -> list[Text]:
         # Text, not str: DataTable parses str cells as markup, and these come from webhooks.
-        return [Text("●" if self._is_selected(m.id) else ""), Text(str(m.id)),
-                Text(fmt_age((now - m.received_at).total_seconds())),
+        return [Text(fmt_age((now - m.received_at).total_seconds())), Text("●" if self._is_selected(m.id) else ""),
+                Text(str(m.id)),
                 Text("none" if m.error_code is None else str(m.error_code)), Text(cell(m.error_message, 40)),
                 Text(cell(m.message_sid, 14)), Text(cell(m.endpoint, 24)),
                 Text("–" if m.attempts is None else str(m.attempts)), Text(_size(m.payload_bytes)),
@@ -205,11 +205,12 @@ class DlqView(Vertical):
                                                                 f" (estimate: {self.count.method})"))
         if self.page is not None:
             first = "top" if not self.page.has_newer else "…"
-            parts.append(f"page of {len(self.page.rows)} from the {first}" + (" · more below ]"
+            parts.append(f"page of {len(self.page.rows)} from the {first}" + (" · more: ]"
                                                                                 if self.page.has_more else ""))
-            parts.append(f"{self.page.elapsed_ms:.0f} ms")
-        self.query_one("#dlq-status", Static).update(Content(" · ".join(parts)))
-        self.query_one("#dlq-selection", Static).update(Content(self.selection_text()))
+            if self.page.elapsed_ms >= SLOW_PAGE_MS:  # only when it says something: a slow table
+                parts.append(f"page took {self.page.elapsed_ms:.0f} ms")
+        self.query_one("#dlq-status", LiveStatic).show(Content(" · ".join(parts)))
+        self.query_one("#dlq-selection", LiveStatic).show(Content(self.selection_text()))
 
     def selection_text(self) -> str:
         if self.all_matching:

@@ -1,30 +1,47 @@
-"""Status badge (one per system in the strip) and check card (one per check on a tab)."""
+"""Status badge (one per system in the strip) and check card (one per check on a tab).
+
+Both repaint only when what they show changes: a badge shows the status glyph and the system,
+the latency only when it is slow, and the age of the data only once it is overdue (`Freshness`),
+so a healthy strip is still; a card is one status line (glyph, status word, title, summary) and
+opens its details (labelled facts with units, tables of records) with Enter or `i`.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.widgets import DataTable, Static
+from textual.widget import Widget
 
 from opsconsole.domain.models import CheckResult, Status
-from opsconsole.ui.format import GLYPH, LABEL, age_of, cell, fmt_age, fmt_latency
+from opsconsole.domain.text import printable
+from opsconsole.ui.format import (
+    GLYPH,
+    LABEL,
+    Freshness,
+    describe_details,
+    facts_text,
+    fmt_latency,
+    fmt_time,
+    latency_line,
+    slow_latency,
+)
+from opsconsole.ui.widgets.live import KeyedTable, LiveStatic
 
 _STATUS_CLASSES = tuple(f"-{s.value}" for s in Status)
 
 
-def _set_status_class(widget: Static | Vertical, status: Status | None) -> None:
-    widget.remove_class(*_STATUS_CLASSES)
-    if status is not None:
-        widget.add_class(f"-{status.value}")
+def set_status_class(widget: Widget, status: Status | None) -> None:
+    """Exactly one `-<status>` class (none for None), changed only when it differs (no restyle)."""
+    for cls in _STATUS_CLASSES:
+        widget.set_class(status is not None and cls == f"-{status.value}", cls)
 
 
-class StatusBadge(Static):
-    """`✖ api FAIL 212ms 4s`: status, latency and age of the data for one system."""
+class StatusBadge(LiveStatic):
+    """`✖ api`, `✖ supabase 1.6s`, `▲ n8n 25s old`, `? db STALE 3m`: one system in the strip."""
 
     DEFAULT_CSS = """
     StatusBadge {
@@ -42,38 +59,67 @@ class StatusBadge(Static):
     def __init__(self, system: str, **kwargs: Any) -> None:
         super().__init__(Content(f"… {system}"), **kwargs)
         self.system = system
+        self._tooltip = ""
 
-    def show(self, status: Status | None, latency_ms: float | None, checked_at: datetime | None,
-             now: datetime, stale: bool) -> None:
-        _set_status_class(self, status)
-        self.set_class(stale, "-stale")
-        if status is None or checked_at is None:
-            self.update(Content(f"… {self.system}"))
+    def show_status(self, status: Status | None, latency_ms: float | None, fresh: Freshness | None) -> None:
+        set_status_class(self, status)
+        self.set_class(fresh is not None and fresh.stale, "-stale")
+        if status is None:
+            self.show(Content(f"… {self.system}"))
             return
-        text = f"{GLYPH[status]} {self.system}"
+        parts = [GLYPH[status], self.system]
         if status is not Status.OFF:
-            text += f" {fmt_latency(latency_ms).replace(' ', '')}·{fmt_age(age_of(checked_at, now))}"
-            if stale:
-                text += " STALE"
-        self.update(Content(text))
-        self.tooltip = f"{self.system}: {LABEL[status]}, latency {fmt_latency(latency_ms)}"
+            parts += [p for p in (slow_latency(latency_ms), fresh.note if fresh else "") if p]
+        self.show(Content(" ".join(parts)))
+        tooltip = f"{self.system}: {LABEL[status]}, slowest check {fmt_latency(latency_ms)}"
+        if tooltip != self._tooltip:
+            self._tooltip = self.tooltip = tooltip
 
 
-class CheckCard(Vertical):
-    """One check: status line, summary, scalar details and (if any) a table of items."""
+class LatencyLine(LiveStatic):
+    """One line: the latency of the last polls as bars on a fixed scale, and now/median/max.
+
+    It changes once per poll (one line repainted), where a scaled two-row sparkline in a
+    gradient repainted 150 cells of colour codes per poll."""
 
     DEFAULT_CSS = """
-    CheckCard { height: auto; padding: 0 1; margin-bottom: 1; border-left: thick $panel; }
+    LatencyLine { height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, what: str = "/health", **kwargs: Any) -> None:
+        super().__init__(Content(f"{what} latency: no data yet"), **kwargs)
+        self.what = what
+        self.values: list[float] = []
+
+    def show_values(self, values: list[float]) -> None:
+        self.values = list(values)
+        self.show(Content(latency_line(self.values, self.size.width or 80, self.what)))
+
+    def on_resize(self) -> None:
+        self.show(Content(latency_line(self.values, self.size.width or 80, self.what)))
+
+
+class CheckCard(Vertical, can_focus=True):
+    """One check: a status line; Enter (or `i` for the whole tab) shows its details."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "toggle_details", "Details")]
+
+    DEFAULT_CSS = """
+    CheckCard { height: auto; padding: 0 1; border-left: thick $panel; }
     CheckCard.-ok { border-left: thick $success; }
     CheckCard.-warn { border-left: thick $warning; }
     CheckCard.-fail { border-left: thick $error; }
     CheckCard.-unknown { border-left: thick $warning; }
     CheckCard.-off { border-left: thick $panel; color: $text-muted; }
-    CheckCard .card-head { text-style: bold; }
-    CheckCard .card-summary { color: $text; }
-    CheckCard .card-facts { color: $text-muted; }
-    CheckCard.-stale .card-head { text-style: bold italic; color: $text-muted; }
-    CheckCard DataTable { height: auto; max-height: 12; margin-top: 0; }
+    CheckCard:focus > .card-line { background: $primary 25%; text-style: underline; }
+    CheckCard .card-line { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    CheckCard.-stale .card-line { text-style: italic; color: $text-muted; }
+    CheckCard .card-more { display: none; height: auto; padding: 0 0 1 2; }
+    CheckCard.-open .card-more { display: block; }
+    CheckCard .card-meta { color: $text-muted; }
+    CheckCard .card-facts { color: $text-muted; margin-top: 1; }
+    CheckCard .card-table-title { margin-top: 1; text-style: bold; }
+    CheckCard KeyedTable { height: auto; max-height: 10; }
     """
 
     MAX_ROWS = 50
@@ -83,83 +129,116 @@ class CheckCard(Vertical):
         self.check_id = check_id
         self.title = title
         self.result: CheckResult | None = None
+        self.fresh: Freshness | None = None
+        self.interval_s: float | None = None
+        self._tables: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(Content(f"… {self.title}: waiting for the first result"), classes="card-head")
-        yield Static(Content(""), classes="card-summary")
-        yield Static(Content(""), classes="card-facts")
-        # The DataTable is mounted only when a result has records: it is the costliest widget
-        # here, and most cards never need one (keeps the first frame fast).
+        yield LiveStatic(Content(f"… {self.title}: waiting for the first result"), classes="card-line")
+        with Vertical(classes="card-more"):
+            yield LiveStatic(Content(""), classes="card-summary")
+            yield LiveStatic(Content(""), classes="card-meta")
+            yield LiveStatic(Content(""), classes="card-facts")
+            # Tables are mounted only when a result has records (most cards never need one).
 
-    def show(self, result: CheckResult, now: datetime, stale: bool) -> None:
-        first = self.result is None or self.result.checked_at != result.checked_at
-        self.result = result
-        _set_status_class(self, result.status)
-        self.set_class(stale, "-stale")
-        self.refresh_head(now, stale)
-        if not first:
+    @property
+    def expanded(self) -> bool:
+        return self.has_class("-open")
+
+    def action_toggle_details(self) -> None:
+        self.set_expanded(not self.expanded)
+
+    def set_expanded(self, expanded: bool) -> None:
+        self.set_class(expanded, "-open")
+        if expanded and self.result is not None:
+            self._fill_details(self.result)
+        fit = getattr(self.parent, "fit_list", None)  # the tab gives its list the room that is left
+        if fit is not None:
+            self.call_after_refresh(fit)
+
+    def show(self, result: CheckResult, fresh: Freshness, interval_s: float | None = None) -> None:
+        """A result (new or replayed) and how fresh it is; repaints only what changed."""
+        new = self.result is None or self.result != result
+        self.result, self.fresh, self.interval_s = result, fresh, interval_s
+        set_status_class(self, result.status)
+        self.set_class(fresh.stale, "-stale")
+        self.query_one(".card-line", LiveStatic).show(self.line())
+        self.query_one(".card-summary", LiveStatic).show(Content(printable(result.summary, limit=2000)))
+        if new and self.expanded:
+            self._fill_details(result)
+        elif self.expanded:
+            self.query_one(".card-meta", LiveStatic).show(self.meta())
+
+    def refresh_age(self, fresh: Freshness) -> None:
+        """Called every second: repaints only when the displayed age or staleness changes."""
+        if self.result is None:
             return
-        self.query_one(".card-summary", Static).update(Content(cell(result.summary, limit=400)))
-        scalars, table_items = _split_details(result.details)
-        facts = self.query_one(".card-facts", Static)
-        facts.update(Content(" · ".join(f"{k}: {cell(v, 60)}" for k, v in scalars)))
-        facts.display = bool(scalars)
-        self._fill_table(table_items)
+        self.fresh = fresh
+        self.set_class(fresh.stale, "-stale")
+        self.query_one(".card-line", LiveStatic).show(self.line())
+        if self.expanded:
+            self.query_one(".card-meta", LiveStatic).show(self.meta())
 
-    def refresh_head(self, now: datetime, stale: bool) -> None:
+    def line(self) -> Content:
+        """`✖ FAIL  API /health  HTTP 500 in 212 ms`; the age appears once the result is overdue."""
         r = self.result
         if r is None:
-            return
-        age = fmt_age(age_of(r.checked_at, now))
-        tail = "" if r.status is Status.OFF else f"   {fmt_latency(r.latency_ms)} · {age} ago"
-        if stale:
-            tail += " · STALE"
-        self.query_one(".card-head", Static).update(
-            Content(f"{GLYPH[r.status]} {LABEL[r.status]:<4}  {self.title}{tail}"))
+            return Content(f"… {self.title}: waiting for the first result")
+        head = f"{GLYPH[r.status]} {LABEL[r.status]:<4}  {self.title}"
+        note = self.fresh.note if self.fresh is not None and r.status is not Status.OFF else ""
+        summary = printable(r.summary, single_line=True, limit=300)
+        parts: list[str | tuple[str, str]] = [(head, "bold")]
+        if note:
+            parts += [" · ", (note, "bold")]
+        parts += ["  ", summary]
+        return Content.assemble(*parts)
 
-    def _fill_table(self, items: list[dict[str, Any]]) -> None:
-        tables = self.query(DataTable)
-        if not items:
-            for existing in tables:
-                existing.display = False
-            return
-        if tables:
-            table: DataTable[Text] = tables.first()
-        else:
-            table = DataTable(cursor_type="row", zebra_stripes=True, show_cursor=True)
-            self.mount(table)
-        columns = list(items[0].keys())[:8]
-        cursor = table.cursor_row
-        if [str(c.label) for c in table.columns.values()] != columns:
-            table.clear(columns=True)
-            for col in columns:
-                table.add_column(Text(col), key=col)
-        else:
-            table.clear()
-        for i, item in enumerate(items[: self.MAX_ROWS]):
-            # Text, not str: DataTable parses str cells as markup, and these are untrusted.
-            table.add_row(*(Text(cell(item.get(c), 60)) for c in columns), key=str(i))
-        table.display = True
-        if 0 <= cursor < table.row_count:
-            table.move_cursor(row=cursor, animate=False)
+    def meta(self) -> Content:
+        r = self.result
+        if r is None:
+            return Content("")
+        parts = [f"checked {fmt_time(r.checked_at)}"]
+        if r.latency_ms is not None:
+            parts.append(f"took {fmt_latency(r.latency_ms)}")
+        if self.interval_s is not None:
+            parts.append(f"polled every {self.interval_s:g} s")
+        if self.fresh is not None and self.fresh.note:
+            parts.append(self.fresh.note)
+        return Content(" · ".join(parts))
+
+    def _fill_details(self, result: CheckResult) -> None:
+        facts, tables = describe_details(result.details)
+        self.query_one(".card-meta", LiveStatic).show(self.meta())
+        facts_widget = self.query_one(".card-facts", LiveStatic)
+        facts_widget.show(Content(facts_text(facts)))
+        facts_widget.display = bool(facts)
+        more = self.query_one(".card-more", Vertical)
+        titles = [t.title for t in tables]
+        if titles != self._tables:
+            for old in list(more.query(".card-table-title")) + list(more.query(KeyedTable)):
+                old.remove()
+            new_widgets: list[Widget] = []
+            for i, table in enumerate(tables):
+                new_widgets.append(LiveStatic(Content(f"{table.title} ({len(table.rows)})"),
+                                              classes="card-table-title"))
+                widget = KeyedTable(cursor_type="row", zebra_stripes=True, id=f"{self.id or 'card'}-table-{i}")
+                widget.set_columns(table.columns)
+                new_widgets.append(widget)
+            if new_widgets:
+                more.mount_all(new_widgets)
+            self._tables = titles
+        widgets = list(more.query(KeyedTable))
+        heads = list(more.query(".card-table-title").results(LiveStatic))
+        for table, widget, head in zip(tables, widgets, heads, strict=False):
+            head.show(Content(f"{table.title} ({len(table.rows)})"))
+            widget.set_columns(table.columns)
+            widget.sync([(_row_key(row, i), table.cells(row)) for i, row in enumerate(table.rows[: self.MAX_ROWS])])
 
 
-def _split_details(details: Any) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
-    """Scalars become a facts line; the first list of records becomes a table."""
-    scalars: list[tuple[str, Any]] = []
-    table: list[dict[str, Any]] = []
-    if not isinstance(details, dict):
-        return scalars, table
-    for key, value in details.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            if not table:
-                table = [dict(v) for v in value]
-            continue
-        if isinstance(value, list) and not value:
-            continue
-        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            if not table:
-                table = [{"name": k, **v} for k, v in value.items()]
-            continue
-        scalars.append((key, value))
-    return scalars, table
+def _row_key(row: Any, index: int) -> str:
+    """A record's identity for keyed updates: its id-like field, else its position."""
+    for field in ("id", "pid", "sid", "execution_id", "workflow_id", "name", "code", "error_code"):
+        value = row.get(field) if isinstance(row, dict) else None
+        if value not in (None, ""):
+            return f"{field}:{value}"
+    return f"#{index}"
