@@ -131,7 +131,7 @@ async def test_each_check_polls_on_its_own_interval() -> None:
     checks = {c.id: c for c in services.adapters[0].checks()}
     app = OpsApp(services, live=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        for _ in range(200):
+        for _ in range(600):
             await pilot.pause(0.05)
             if min(c.calls for c in checks.values() if isinstance(c, FakeCheck) and c.id != "supabase.resources") >= 4:
                 break
