@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opsconsole.domain.backups import DOWNTIME_WARNING
 from opsconsole.settings import Settings
 
 
@@ -25,8 +26,7 @@ class Step:
     warning: str = ""
 
 
-DOWNTIME_WARNING = ("Restoring from a backup (PITR or Daily) overrides the current database. This takes the "
-                    "database OFFLINE for the duration of the restore (minutes to hours depending on size).")
+__all__ = ["DOWNTIME_WARNING", "STEPS", "Step", "links", "steps_for_tab"]
 
 STEPS: tuple[Step, ...] = (
     Step("API Down / 500 Errors", 1, "Check status: /health and the Vercel dashboard", "check", "api",
