@@ -76,6 +76,8 @@ INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
     "db.long_running": (Status.FAIL, "3 sessions over 60 s; longest 14m02s; 1 blocking chain", {
         "sessions": [{"pid": 4242, "user": "service_worker", "duration_s": 842.0,
                       "query": "select * from campaign_queue [/x]"}]}),
+    "db.migrations": (Status.WARN, "destructive migration 40m ago: 20261127023209 contacts_opt_out_reason_and_e164: "
+                      "renames column public.contacts.phone to phone_e164 — V reverts it (dry run first)", {}),
     "n8n.executions": (Status.FAIL, "23 failed executions in the last hour; newest: Supabase: JWT expired", {}),
     "twilio.alerts": (Status.FAIL, "41 error alerts in the last hour: 30008 ×29, 11200 ×7, 11217 ×5", {}),
     "dlq.depth": (Status.FAIL, "2,911 waiting · 214 in the last 15 min", {"waiting": 2911, "last_15m": 214}),

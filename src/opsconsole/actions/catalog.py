@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opsconsole.actions.backups import RestoreBackup
 from opsconsole.actions.database import CancelBackends, TerminateBackends
 from opsconsole.actions.dlq import DiscardMessages, FixPayload, RequeueMessages, UndoDiscard
+from opsconsole.actions.migrations import RevertMigration
 from opsconsole.actions.model import RiskTier
 from opsconsole.actions.params import ParamRule, ParamSpec
 
@@ -44,6 +46,8 @@ KNOWN_ACTIONS: tuple[ActionInfo, ...] = tuple(ActionInfo.of(cls) for cls in (
     DiscardMessages,
     UndoDiscard,
     FixPayload,
+    RevertMigration,
+    RestoreBackup,
 ))
 
 

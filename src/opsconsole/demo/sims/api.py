@@ -43,8 +43,18 @@ def _incident(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets) -> Simulator:
-    """The "api" simulator for `scenario`. `secrets` is unused: /health needs no credentials."""
+def _database_failure(world: Any, rng: random.Random) -> dict[str, Any] | None:
+    """Database problems the shared world reports (demo/world.py: a migration broke a column the API
+    reads, the database offline during a restore): the database component as the API would show it."""
+    problems = world.database_problems() if world is not None else []
+    if not problems:
+        return None
+    return {"status": "down", "latency_ms": round(rng.uniform(2.0, 6.0), 1), "error": "; ".join(problems)}
+
+
+def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets, *, world: Any = None) -> Simulator:
+    """The "api" simulator for `scenario`. `secrets` is unused: /health needs no credentials.
+    `world` (demo.world.DemoWorld): its database problems fail /health too."""
     del secrets
     sim = Simulator("api", faults)
     sha = production_sha(scenario)
@@ -54,13 +64,18 @@ def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets) -> Simulator:
     @sim.route("GET", r"/health")
     def health(req: Request, m: re.Match[str]) -> Response:
         incident = has(scenario, "bad-deploy") or has(scenario, "api-wedged")
+        checks = _incident(rng) if incident else _healthy(rng)
+        database = _database_failure(world, rng)
+        if database is not None:
+            checks["database"] = database
+            incident = True
         body = {
             "status": "error" if incident else "ok",
             "version": f"1.42.0+{sha[:7]}",
             "commit": sha,
             "uptime_s": int((now() - started).total_seconds()),
             "timestamp": iso(now()),
-            "checks": _incident(rng) if incident else _healthy(rng),
+            "checks": checks,
         }
         return Response(500 if incident else 200, body, headers={"Cache-Control": "no-store"})
 
