@@ -175,6 +175,11 @@ class CheckRunner:
     async def run_all(self, only: Iterable[str] | None = None) -> list[CheckResult]:
         selected = self.select(only)
         results = list(await asyncio.gather(*(self.run_one(c) for c in selected)))
+        waited = [r.id for r in results if r.id in NEEDS_DATABASE and "restore" in r.details]
+        if waited and self.restore is not None and self.restore.current() is None:
+            # the restore ended during this round (the project status said so): ask the database now
+            again = {r.id: r for r in await asyncio.gather(*(self.run_one(self.checks[cid]) for cid in waited))}
+            results = [again.get(r.id, r) for r in results]
         current = self.restore.current() if self.restore is not None else None
         if current is not None:  # a check that failed before the round saw the project RESTORING
             by_id = {c.id: c for c in selected}
