@@ -57,13 +57,16 @@ STEPS: tuple[Step, ...] = (
          "D discards, e fixes a payload", "action", "dlq"),
     Step("How to Rollback", 1, "Vercel: promote the previous working deployment", "action", "deploy",
          built=False),
-    Step("How to Rollback", 2, "Supabase migration: identify it, run the revert script or ALTER TABLE "
-         "(data loss possible)", "manual", "deploy", link="supabase_migrations",
+    Step("How to Rollback", 2, "Supabase migration: the Deploy tab lists the migrations (destructive ones flagged); "
+         "V reverts the one under the cursor after a dry run that counts the data it loses (manual when it has "
+         "no revert)", "action", "deploy", ("db.migrations",), link="supabase_migrations",
          warning="Data loss possible if reverting destructive schema changes."),
-    Step("Backups & Restore Plan", 1, "Severity check: restore only if corruption is unfixable via SQL",
-         "manual", "backups", ("backups.latest",), link="supabase_backups", warning=DOWNTIME_WARNING),
-    Step("Backups & Restore Plan", 2, "Initiate the restore (Dashboard -> Settings -> Database -> Backups)",
-         "manual", "backups", link="supabase_backups", warning=DOWNTIME_WARNING),
+    Step("Backups & Restore Plan", 1, "Severity check: restore only if corruption is unfixable via SQL (the restore "
+         "asks why, and journals it)", "action", "backups", ("backups.latest",), link="supabase_backups",
+         warning=DOWNTIME_WARNING),
+    Step("Backups & Restore Plan", 2, "Initiate the restore: R restores the daily backup under the cursor, T a point "
+         "in time (PITR); the preview says what is lost", "action", "backups", link="supabase_backups",
+         warning=DOWNTIME_WARNING),
 )
 
 

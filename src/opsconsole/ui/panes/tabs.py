@@ -96,9 +96,21 @@ class DlqPane(Pane):
 
 class DeployPane(Pane):
     TAB_ID = "deploy"
-    CHECK_IDS = ("vercel.deployment",)
+    CHECK_IDS = ("vercel.deployment", "db.migrations")
     DETAIL_TITLE = "Recent deployments"
     DETAIL_INTERVAL_S = 15.0
+    def compose_detail(self) -> ComposeResult:
+        yield from super().compose_detail()  # the deployments
+        from opsconsole.ui.widgets.migrations import MigrationsView  # its own widget: polls while shown
+
+        yield MigrationsView(id="migrations")
+
+    def set_active(self, active: bool) -> None:
+        super().set_active(active)
+        from opsconsole.ui.widgets.migrations import MigrationsView
+
+        for view in self.query(MigrationsView):
+            view.set_active(active)
 
     async def load_detail(self, services: Services) -> DetailRows:
         return await services.deployments(20)
@@ -110,8 +122,22 @@ class BackupsPane(Pane):
     DETAIL_TITLE = "Backups"
     DETAIL_INTERVAL_S = 60.0
 
-    async def load_detail(self, services: Services) -> DetailRows:
-        return await services.backups()
+    def compose_detail(self) -> ComposeResult:
+        from opsconsole.ui.widgets.restore import RestoreView  # backups, PITR, the restore in progress
+
+        yield RestoreView(id="restore-view")
+
+    def set_active(self, active: bool) -> None:
+        super().set_active(active)
+        if active:  # R / T act on the backup list at once
+            for table in self.query("#backups-table"):
+                table.focus()
+
+    async def _load_detail(self) -> None:
+        from opsconsole.ui.widgets.restore import RestoreView
+
+        self.detail_fetches += 1
+        self.query_one(RestoreView).reload()
 
 
 # (tab id, label, pane class) in tab order; number keys 1..6 follow this order.
