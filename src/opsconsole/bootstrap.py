@@ -86,9 +86,9 @@ def build_kernel(services: Services) -> ActionKernel:
     from opsconsole.actions.backups import backup_actions
     from opsconsole.actions.database import database_actions
     from opsconsole.actions.dlq import dlq_actions
-    from opsconsole.actions.migrations import migration_actions
     from opsconsole.actions.kernel import ActionKernel
     from opsconsole.actions.locks import OperatorLocks
+    from opsconsole.actions.migrations import migration_actions
     from opsconsole.audit import Journal, Operator
 
     settings = services.settings

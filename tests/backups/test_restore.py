@@ -197,7 +197,9 @@ async def test_a_restore_runs_through_restoring_and_brings_the_data_back(corrupt
         seen: list[RestoreInProgress] = []
         action.progress_hooks[preview.preview_id] = seen.append
         run = asyncio.create_task(kernel.run(preview, _ok()))
-        while services.restore_state.current() is None and not run.done():
+        for _ in range(400):  # until the simulator accepted it and the action published it
+            if services.restore_state.current() is not None or run.done():
+                break
             await asyncio.sleep(0.05)
         # While it runs: the database checks say so, in this console and (from the project status) in another.
         mine = {r.id: r for r in await services.runner.run_all()}
@@ -223,7 +225,8 @@ async def test_a_restore_runs_through_restoring_and_brings_the_data_back(corrupt
         after = {r.id: r for r in await second.runner.run_all()}
         assert second.restore_state.current() is None
         assert "restore in progress" not in after["db.long_running"].summary
-        events = [json.loads(line) for line in Path(settings.audit.path).read_text().splitlines()]
+        text = await asyncio.to_thread(Path(settings.audit.path).read_text)
+        events = [json.loads(line) for line in text.splitlines()]
         attempt = [e for e in events if e.get("action") == "backups.restore" and e.get("outcome") in ("started", "ok")]
         assert [e["outcome"] for e in attempt] == ["started", "ok"]
         assert attempt[-1]["params"]["reason"] == REASON and attempt[-1]["typed"] == PROJECT_REF

@@ -48,7 +48,8 @@ async def test_an_applied_at_column_is_used_when_there_is_one(fresh_db: FreshDb,
 
 async def test_unparsable_statements_of_a_recent_migration_warn(fresh_db: FreshDb, tmp_path: Path) -> None:
     with psycopg.connect(fresh_db.admin_dsn, autocommit=True) as conn:
-        conn.execute("delete from supabase_migrations.schema_migrations where name = 'contacts_opt_out_reason_and_e164'")
+        conn.execute("delete from supabase_migrations.schema_migrations "
+                     "where name = 'contacts_opt_out_reason_and_e164'")
         conn.execute("insert into supabase_migrations.schema_migrations (version, name, statements) values "
                      "(to_char(now() at time zone 'utc' - interval '1 hour', 'YYYYMMDDHH24MISS'), 'mystery', "
                      "array['create table t (a int)', 'alter tabel t add column b int'])")

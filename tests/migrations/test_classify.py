@@ -8,7 +8,7 @@ import pytest
 from opsconsole.adapters.migrations.classify import classify_entries, classify_sql, split_sql
 from opsconsole.domain.migrations import Migration, StatementKind, version_time, worst_kind
 
-D, A, O, U = StatementKind.DESTRUCTIVE, StatementKind.ADDITIVE, StatementKind.OTHER, StatementKind.UNKNOWN
+D, A, OTH, U = StatementKind.DESTRUCTIVE, StatementKind.ADDITIVE, StatementKind.OTHER, StatementKind.UNKNOWN
 
 CASES: list[tuple[str, StatementKind, str]] = [
     # destructive
@@ -51,21 +51,21 @@ CASES: list[tuple[str, StatementKind, str]] = [
     ("create policy p on t using (true)", A, "creates policy p on t"),
     ("copy t from stdin", A, "loads rows into t"),
     # other
-    ("update contacts set opted_out = true where id = 7", O, "updates rows of contacts matching its WHERE"),
-    ("delete from contacts where id = 7", O, "deletes rows of contacts matching its WHERE"),
-    ("alter table t drop constraint t_a_check", O, "drops constraint t_a_check on t (no data lost)"),
-    ("alter table t alter column a set default 0", O, "sets the default of t.a"),
-    ("alter table t alter column a drop not null", O, "allows NULL in t.a"),
-    ("alter table t alter column a set not null", O, "makes t.a NOT NULL"),
-    ("drop index contacts_updated_idx", O, "drops index contacts_updated_idx (no table data)"),
-    ("drop view v", O, "drops view v"),
-    ("drop function f()", O, "drops function"),
-    ("drop materialized view m", O, "its contents can be recomputed"),
-    ("comment on table t is 'x'", O, "sets a comment"),
-    ("grant select on t to authenticator", O, "changes privileges"),
-    ("create or replace view v as select 2", O, "creates or replaces view v"),
-    ("select pg_catalog.set_config('search_path', '', false)", O, "runs a query"),
-    ("alter table t enable row level security", O, "alters table t"),
+    ("update contacts set opted_out = true where id = 7", OTH, "updates rows of contacts matching its WHERE"),
+    ("delete from contacts where id = 7", OTH, "deletes rows of contacts matching its WHERE"),
+    ("alter table t drop constraint t_a_check", OTH, "drops constraint t_a_check on t (no data lost)"),
+    ("alter table t alter column a set default 0", OTH, "sets the default of t.a"),
+    ("alter table t alter column a drop not null", OTH, "allows NULL in t.a"),
+    ("alter table t alter column a set not null", OTH, "makes t.a NOT NULL"),
+    ("drop index contacts_updated_idx", OTH, "drops index contacts_updated_idx (no table data)"),
+    ("drop view v", OTH, "drops view v"),
+    ("drop function f()", OTH, "drops function"),
+    ("drop materialized view m", OTH, "its contents can be recomputed"),
+    ("comment on table t is 'x'", OTH, "sets a comment"),
+    ("grant select on t to authenticator", OTH, "changes privileges"),
+    ("create or replace view v as select 2", OTH, "creates or replaces view v"),
+    ("select pg_catalog.set_config('search_path', '', false)", OTH, "runs a query"),
+    ("alter table t enable row level security", OTH, "alters table t"),
 ]
 
 
@@ -128,7 +128,7 @@ def test_data_effects_for_the_dry_run() -> None:
 
 def test_empty_and_worst_kind() -> None:
     assert classify_sql("   ") == []
-    assert worst_kind([A, O]) is O and worst_kind([A, U]) is U and worst_kind([U, D, A]) is D
+    assert worst_kind([A, OTH]) is OTH and worst_kind([A, U]) is U and worst_kind([U, D, A]) is D
 
 
 def test_migration_kind_is_the_worst_statement() -> None:

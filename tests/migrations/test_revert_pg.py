@@ -5,6 +5,7 @@ with its journal, and a restore point through the Supabase simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -76,7 +77,8 @@ async def test_the_real_revert_changes_the_schema_and_removes_the_version(fresh_
         outcome = await action.execute(preview)
         assert outcome.status is OutcomeStatus.OK, outcome.summary
         assert "lost 1,204 values/rows, as the dry run counted" in outcome.summary
-        assert {"phone", "opted_out"} <= _columns(fresh_db) and not {"phone_e164", "opt_out_reason"} & _columns(fresh_db)
+        columns = _columns(fresh_db)
+        assert {"phone", "opted_out"} <= columns and not {"phone_e164", "opt_out_reason"} & columns
         assert version not in _versions(fresh_db)
         ok = await check.checks()[0].run()
         assert ok.status is Status.OK and "none destructive in the last 24 h" in ok.summary
@@ -236,7 +238,8 @@ async def test_through_the_kernel_with_a_restore_point_and_the_journal(fresh_db:
         assert isinstance(result, Outcome) and result.ok, result
         assert result.items[0] == {"restore_point": restore_point_name(version), "result": "available"}
         assert restore_point_name(version) in sim.project_state.restore_points  # type: ignore[attr-defined]
-        events = [json.loads(line) for line in Path(settings.audit.path).read_text().splitlines()]
+        text = await asyncio.to_thread(Path(settings.audit.path).read_text)
+        events = [json.loads(line) for line in text.splitlines()]
         mine = [e for e in events if e.get("attempt") == events[-1]["attempt"]]
         assert [e["outcome"] for e in mine] == ["started", "ok"]
         final = mine[-1]

@@ -34,11 +34,11 @@ ROLLBACK = ("alter table public.contacts rename column phone_e164 to phone",
 def revert_preview() -> Preview:
     statements = ("alter table public.contacts add column opt_out_reason text",
                   "alter table public.contacts rename column phone to phone_e164")
-    migration = Migration(VERSION, "contacts_opt_out_reason_and_e164", statements, ROLLBACK, NOW - timedelta(minutes=40),
-                          "version", classified=classify_entries(statements))
+    migration = Migration(VERSION, "contacts_opt_out_reason_and_e164", statements, ROLLBACK,
+                          NOW - timedelta(minutes=40), "version", classified=classify_entries(statements))
     classified = tuple(c for s in ROLLBACK for c in classify_sql(s))
-    report = RevertReport(dry_run=True, version=VERSION, ok=True, elapsed_ms=48.0, locks=["contacts (ACCESS EXCLUSIVE)"],
-                          statements=[
+    report = RevertReport(dry_run=True, version=VERSION, ok=True, elapsed_ms=48.0,
+                          locks=["contacts (ACCESS EXCLUSIVE)"], statements=[
                               StatementReport(1, ROLLBACK[0], "destructive", classified[0].summary, ran=True, ms=1.2),
                               StatementReport(2, ROLLBACK[1], "destructive", classified[1].summary, ran=True, ms=0.9,
                                               losses=[Loss("drops column contacts.opt_out_reason", 1204,

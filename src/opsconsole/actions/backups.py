@@ -42,7 +42,7 @@ from opsconsole.domain.backups import (
 )
 from opsconsole.domain.models import utcnow
 from opsconsole.domain.restore import THIS_CONSOLE, RestoreInProgress, RestoreState
-from opsconsole.domain.text import format_age, printable
+from opsconsole.domain.text import format_age
 from opsconsole.settings import Settings
 
 if TYPE_CHECKING:
@@ -343,7 +343,8 @@ class RestoreBackup:
             await asyncio.sleep(self.poll_s)
 
 
-def backup_actions(settings: Settings, supabase: Any, state: RestoreState, *, operator: str = "") -> list[GuardedAction]:
+def backup_actions(settings: Settings, supabase: Any, state: RestoreState, *,
+                   operator: str = "") -> list[GuardedAction]:
     """The restore action, or none without the Management API ([supabase] access_token)."""
     sb = settings.supabase
     if sb is None or sb.access_token is None or supabase is None:

@@ -210,14 +210,15 @@ def _status_printer(stderr: TextIO) -> Any:
     """Progress of a long action whose hook receives a status object with `describe(now)`."""
     from opsconsole.domain.models import utcnow
 
-    last = [0.0, ""]
+    last: dict[str, Any] = {"at": 0.0, "head": ""}
 
     def report(progress: Any) -> None:
         now = time.monotonic()
         text = progress.describe(utcnow()) if hasattr(progress, "describe") else str(progress)
-        if now - float(last[0]) < 10.0 and text.split(" for ")[0] == last[1]:
+        head = text.split(" for ")[0]
+        if now - float(last["at"]) < 10.0 and head == last["head"]:
             return
-        last[0], last[1] = now, text.split(" for ")[0]
+        last.update(at=now, head=head)
         stderr.write(f"  {text}\n")
         stderr.flush()
 

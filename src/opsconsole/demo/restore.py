@@ -120,12 +120,11 @@ def missing_column_probe(admin_dsn: Callable[[], str | None], table: str, column
         dsn = admin_dsn()
         answer: str | None = None
         if dsn:
-            with contextlib.suppress(psycopg.Error, OSError):
-                with psycopg.connect(dsn, connect_timeout=2) as conn:
-                    row = conn.execute("select 1 from information_schema.columns where table_schema = 'public' "
-                                       "and table_name = %s and column_name = %s", [table, column]).fetchone()
-                    if row is None:
-                        answer = f'column {table}.{column} does not exist (SQLSTATE 42703)'
+            with contextlib.suppress(psycopg.Error, OSError), psycopg.connect(dsn, connect_timeout=2) as conn:
+                row = conn.execute("select 1 from information_schema.columns where table_schema = 'public' "
+                                   "and table_name = %s and column_name = %s", [table, column]).fetchone()
+                if row is None:
+                    answer = f'column {table}.{column} does not exist (SQLSTATE 42703)'
         cache.update(at=now, answer=answer)
         if answer is None and world is not None and resolves and world.has(resolves):
             world.resolve(resolves)

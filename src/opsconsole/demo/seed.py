@@ -222,7 +222,8 @@ CONTACTS = 5000
 # Opted out: 1,204 of the 5,000 (g % 25 < 6 gives 1,200; four more opted out by hand).
 _CONTACTS_INSERT = """
 insert into public.contacts (phone_e164, first_name, opted_out, opt_out_reason, created_at, updated_at)
-select '+1' || (array[212, 312, 415, 617, 646, 718, 917])[1 + g %% 7] || lpad((2000000 + g * 7919 %% 7999999)::text, 7, '0'),
+select '+1' || (array[212, 312, 415, 617, 646, 718, 917])[1 + g %% 7]
+       || lpad((2000000 + g * 7919 %% 7999999)::text, 7, '0'),
        (array['Ana', 'Ben', 'Chloé', 'Dmitri', 'Emeka', 'Fatima', 'Grace', 'Hiro', 'Ines', 'Jamal'])[1 + g %% 10],
        opted, case when opted then (array['replied STOP', 'replied STOP', 'carrier opt-out',
                                           'asked support'])[1 + g %% 4] end,
@@ -561,8 +562,8 @@ def seed(admin_dsn: str, scenario: str, secrets: DemoSecrets, *, messages: int =
         cur.execute(CONTACTS_SQL)
         cur.execute(_CONTACTS_INSERT, {"n": CONTACTS, "now": now,
                                        "reason_at": bad_migration_time(scenario, now)})
-        row = cur.execute("select count(*), count(opt_out_reason) from public.contacts").fetchone()
-        contacts, reasons = (int(row[0]), int(row[1])) if row else (0, 0)
+        counted = cur.execute("select count(*), count(opt_out_reason) from public.contacts").fetchone()
+        contacts, reasons = (int(counted[0]), int(counted[1])) if counted else (0, 0)
         cur.execute(sql.SQL("grant usage on schema public to {}, {}").format(
             sql.Identifier(WORKER_ROLE), sql.Identifier(READER_ROLE)))
         cur.execute(sql.SQL("grant select, insert, update on public.campaign_queue, "

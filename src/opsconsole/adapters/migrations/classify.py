@@ -18,7 +18,7 @@ from pglast.stream import RawStream
 from opsconsole.domain.migrations import ClassifiedStatement, DataEffect, Finding, StatementKind
 from opsconsole.domain.text import printable
 
-D, A, O, U = StatementKind.DESTRUCTIVE, StatementKind.ADDITIVE, StatementKind.OTHER, StatementKind.UNKNOWN
+D, A, OTH, U = StatementKind.DESTRUCTIVE, StatementKind.ADDITIVE, StatementKind.OTHER, StatementKind.UNKNOWN
 OT = enums.ObjectType
 AT = enums.AlterTableType
 MAX_SQL_CHARS = 1_000_000  # a statement larger than this is not parsed (unknown), to bound the work
@@ -49,9 +49,9 @@ def _names(node: Any) -> list[str]:
     if isinstance(node, ast.TypeName):
         node = node.names
     if isinstance(node, ast.String):
-        return [node.sval]
+        return [node.sval or ""]
     if isinstance(node, (tuple, list)):
-        return [n.sval for n in node if isinstance(n, ast.String)]
+        return [n.sval or "" for n in node if isinstance(n, ast.String)]
     return []
 
 
@@ -62,7 +62,7 @@ def _dotted(parts: Sequence[str]) -> str:
 def _rel(rv: ast.RangeVar | None) -> tuple[str | None, str]:
     if rv is None:
         return None, "?"
-    return rv.schemaname or None, rv.relname
+    return rv.schemaname or None, rv.relname or "?"
 
 
 def _relname(rv: ast.RangeVar | None) -> str:
@@ -83,7 +83,7 @@ def _stmt(sql: str, kind: StatementKind, findings: Iterable[Finding], node: str,
 
 def _kind_of(findings: Sequence[Finding]) -> StatementKind:
     if not findings:
-        return O
+        return OTH
     return max((f.kind for f in findings), key=lambda k: k.rank)
 
 
@@ -122,21 +122,21 @@ def _alter_table(stmt: ast.AlterTableStmt, sql: str) -> ClassifiedStatement:
             findings.append(Finding(A, f"adds constraint {name} on {shown}",
                                     f"ALTER TABLE {shown} DROP CONSTRAINT {name}"))
         elif sub == AT.AT_DropConstraint:
-            findings.append(Finding(O, f"drops constraint {cmd.name} on {shown} (no data lost)",
+            findings.append(Finding(OTH, f"drops constraint {cmd.name} on {shown} (no data lost)",
                                     f"re-add constraint {cmd.name} with its old definition"))
         elif sub == AT.AT_ColumnDefault:
             verb = "drops" if cmd.def_ is None else "sets"
-            findings.append(Finding(O, f"{verb} the default of {shown}.{cmd.name}",
+            findings.append(Finding(OTH, f"{verb} the default of {shown}.{cmd.name}",
                                     "restore the previous default"))
         elif sub == AT.AT_SetNotNull:
-            findings.append(Finding(O, f"makes {shown}.{cmd.name} NOT NULL",
+            findings.append(Finding(OTH, f"makes {shown}.{cmd.name} NOT NULL",
                                     f"ALTER TABLE {shown} ALTER COLUMN {cmd.name} DROP NOT NULL"))
         elif sub == AT.AT_DropNotNull:
-            findings.append(Finding(O, f"allows NULL in {shown}.{cmd.name}",
+            findings.append(Finding(OTH, f"allows NULL in {shown}.{cmd.name}",
                                     f"ALTER TABLE {shown} ALTER COLUMN {cmd.name} SET NOT NULL"))
         else:
             label = str(getattr(sub, "name", sub)).removeprefix("AT_")
-            findings.append(Finding(O, f"alters {word} {shown} ({label})", "reverse it by hand"))
+            findings.append(Finding(OTH, f"alters {word} {shown} ({label})", "reverse it by hand"))
     return _stmt(sql, _kind_of(findings), findings, "AlterTableStmt")
 
 
@@ -170,13 +170,13 @@ def _drop(stmt: ast.DropStmt, sql: str) -> ClassifiedStatement:
             findings.append(Finding(D, f"drops extension {name} CASCADE (columns of its types go too)",
                                     f"CREATE EXTENSION {name}; dropped columns: {_BACKUP}"))
         elif rt == OT.OBJECT_MATVIEW:
-            findings.append(Finding(O, f"drops materialized view {name}{tail} (its contents can be recomputed)",
+            findings.append(Finding(OTH, f"drops materialized view {name}{tail} (its contents can be recomputed)",
                                     f"recreate materialized view {name} and refresh it"))
         elif rt == OT.OBJECT_FOREIGN_TABLE:
-            findings.append(Finding(O, f"drops foreign table {name}{tail} (its data lives elsewhere)",
+            findings.append(Finding(OTH, f"drops foreign table {name}{tail} (its data lives elsewhere)",
                                     f"recreate foreign table {name}"))
         else:
-            findings.append(Finding(O, f"drops {kind_word} {name}{tail} (no table data)",
+            findings.append(Finding(OTH, f"drops {kind_word} {name}{tail} (no table data)",
                                     f"recreate {kind_word} {name} from its definition"))
     return _stmt(sql, _kind_of(findings), findings, "DropStmt",
                  needs_no_transaction=bool(stmt.concurrent))
@@ -224,7 +224,7 @@ def _update(stmt: ast.UpdateStmt, sql: str) -> ClassifiedStatement:
         joined = " (joined with FROM, rows without a match keep their values)" if stmt.fromClause else ""
         return _stmt(sql, D, [Finding(D, f"updates every row of {shown}{joined}: old values of {listed} are lost",
                                       f"the old values of {listed}: {_BACKUP}", effect)], "UpdateStmt")
-    return _stmt(sql, O, [Finding(O, f"updates rows of {shown} matching its WHERE ({listed})",
+    return _stmt(sql, OTH, [Finding(OTH, f"updates rows of {shown} matching its WHERE ({listed})",
                                   f"the old values of {listed} in those rows: {_BACKUP}", effect)], "UpdateStmt")
 
 
@@ -235,10 +235,10 @@ def _delete(stmt: ast.DeleteStmt, sql: str) -> ClassifiedStatement:
     effect = DataEffect("delete", table, schema, where=where)
     if not where:
         using = " (joined with USING)" if stmt.usingClause else ""
-        kind = O if stmt.usingClause else D
+        kind = OTH if stmt.usingClause else D
         return _stmt(sql, kind, [Finding(kind, f"deletes every row of {shown}{using}", f"the rows: {_BACKUP}",
                                          effect)], "DeleteStmt")
-    return _stmt(sql, O, [Finding(O, f"deletes rows of {shown} matching its WHERE", f"those rows: {_BACKUP}",
+    return _stmt(sql, OTH, [Finding(OTH, f"deletes rows of {shown} matching its WHERE", f"those rows: {_BACKUP}",
                                   effect)], "DeleteStmt")
 
 
@@ -285,7 +285,7 @@ def _create(stmt: Any, sql: str, node: str) -> ClassifiedStatement:
     else:
         name, word = "?", node.removesuffix("Stmt").removeprefix("Create").lower() or "object"
     if replace:
-        return _stmt(sql, O, [Finding(O, f"creates or replaces {word} {name}",
+        return _stmt(sql, OTH, [Finding(OTH, f"creates or replaces {word} {name}",
                                       f"restore the previous definition of {word} {name}")], node)
     undo = f"DROP {word.upper()} {name}" + (" (loses its rows)" if word == "table" else "")
     concurrent = node == "IndexStmt" and bool(stmt.concurrent)
@@ -335,7 +335,7 @@ def _one(stmt: Any, sql: str) -> ClassifiedStatement:
         if stmt.is_from:
             return _stmt(sql, A, [Finding(A, f"loads rows into {shown}", f"DELETE the loaded rows from {shown}")],
                          node)
-        return _stmt(sql, O, [Finding(O, f"copies {shown} out", "nothing to undo")], node)
+        return _stmt(sql, OTH, [Finding(OTH, f"copies {shown} out", "nothing to undo")], node)
     if isinstance(stmt, ast.AlterObjectSchemaStmt):
         word = _word(stmt.objectType)
         name = _relname(stmt.relation) if stmt.relation is not None else _dotted(_names(stmt.object)) or "?"
@@ -354,7 +354,7 @@ def _one(stmt: Any, sql: str) -> ClassifiedStatement:
                      needs_no_transaction=True)
     if isinstance(stmt, ast.TransactionStmt):
         word = str(getattr(stmt.kind, "name", stmt.kind)).removeprefix("TRANS_STMT_")
-        return _stmt(sql, O, [Finding(O, f"transaction control ({word})", "nothing to undo")], node,
+        return _stmt(sql, OTH, [Finding(OTH, f"transaction control ({word})", "nothing to undo")], node,
                      transaction_control=True)
     if isinstance(stmt, ast.DoStmt):
         return _stmt(sql, U, (), node, problem="a DO block runs procedural code the parser cannot see into: "
@@ -365,12 +365,13 @@ def _one(stmt: Any, sql: str) -> ClassifiedStatement:
     if node in _ADDITIVE_NODES:
         return _create(stmt, sql, node)
     if node == "ReindexStmt" and any(getattr(p, "defname", "") == "concurrently" for p in (stmt.params or ())):
-        return _stmt(sql, O, [Finding(O, "rebuilds indexes concurrently", "nothing to undo")], node,
+        return _stmt(sql, OTH, [Finding(OTH, "rebuilds indexes concurrently", "nothing to undo")], node,
                      needs_no_transaction=True)
     if node in _OTHER_WORDS:
         no_tx = node in _NO_TRANSACTION_NODES
-        return _stmt(sql, O, [Finding(O, _OTHER_WORDS[node], "reverse it by hand")], node, needs_no_transaction=no_tx)
-    return _stmt(sql, O, [Finding(O, f"{node.removesuffix('Stmt')} (not a schema or data change the console "
+        return _stmt(sql, OTH, [Finding(OTH, _OTHER_WORDS[node], "reverse it by hand")], node,
+                     needs_no_transaction=no_tx)
+    return _stmt(sql, OTH, [Finding(OTH, f"{node.removesuffix('Stmt')} (not a schema or data change the console "
                                      "knows)", "review by hand")], node)
 
 

@@ -170,10 +170,10 @@ def _normalised(statements: Sequence[str]) -> list[str]:
     from pglast import parse_sql
     from pglast.stream import RawStream
 
-    out = []
+    out: list[str] = []
     for s in statements:
         try:
-            out.extend(str(RawStream()(raw.stmt)) for raw in parse_sql(s))
+            out.extend(str(RawStream()(raw.stmt)) for raw in parse_sql(s) if raw.stmt is not None)
         except Exception:
             out.append(" ".join(s.split()).lower())
     return out
@@ -200,7 +200,8 @@ def find_revert(migration: Migration, revert_dir: str) -> RevertSource:
                                     origin=file_origin, notes=tuple(notes))
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            return RevertSource(problem=f"{path.name} cannot be read: {printable(str(exc), single_line=True, limit=120)}",
+            why = printable(str(exc), single_line=True, limit=120)
+            return RevertSource(problem=f"{path.name} cannot be read: {why}",
                                 origin=file_origin, notes=tuple(notes))
         split = split_sql(text)
         if isinstance(split, str):

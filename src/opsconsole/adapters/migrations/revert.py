@@ -170,7 +170,7 @@ async def _resolve(conn: AsyncConn, ident: sql.Composable) -> str | None:
     return str(row["rel"]) if row is not None and row["rel"] is not None else None
 
 
-async def _scalar(conn: AsyncConn, query: sql.Composable, params: Sequence[Any] | None = None) -> Any:
+async def _scalar(conn: AsyncConn, query: str | sql.Composed, params: Sequence[Any] | None = None) -> Any:
     """One value, inside a savepoint so a failing count never aborts the revert's transaction."""
     async with conn.transaction():
         row = await (await conn.execute(query, params)).fetchone()

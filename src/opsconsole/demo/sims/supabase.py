@@ -267,8 +267,8 @@ def build_management(faults: FaultPlan, scenario: str, secrets: DemoSecrets, *, 
             return missing
         name = req.q("name")
         with state.lock:
-            point = state.restore_points.get(name or "") if name else next(iter(reversed(state.restore_points.values())),
-                                                                          None)
+            newest = next(iter(reversed(state.restore_points.values())), None)
+            point = state.restore_points.get(name) if name else newest
         if point is None:
             return Response(404, {"message": "Restore point not found"})
         return Response(200, _point_body(point))

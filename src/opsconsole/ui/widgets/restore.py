@@ -147,7 +147,8 @@ class RestoreView(Vertical):
         table.clear()
         for b in inv.backups:
             table.add_row(Text(str(b.id)), Text(b.status, style="bold red" if b.status == "FAILED" else ""),
-                          Text(f"{b.inserted_at:%Y-%m-%d %H:%M} UTC"), Text(fmt_age((now - b.inserted_at).total_seconds())),
+                          Text(f"{b.inserted_at:%Y-%m-%d %H:%M} UTC"),
+                          Text(fmt_age((now - b.inserted_at).total_seconds())),
                           Text("physical" if b.is_physical else "logical"), key=str(b.id))
         table.display = bool(inv.backups)
         if 0 <= cursor < table.row_count:
