@@ -69,10 +69,12 @@ def _catalog_entry(info: ActionInfo, kernel: ActionKernel | None, settings_read_
         except KeyError:
             registered = None
     why_not = ""
-    if registered is None:
-        why_not = f"not configured: needs {info.needs or 'its configuration section'}"
-    elif settings_read_only:
+    if settings_read_only:  # first: it holds for every action, configured or not
         why_not = "read-only mode: every mutating action is refused"
+        if registered is None:
+            why_not += f"; not configured here either: needs {info.needs or 'its configuration section'}"
+    elif registered is None:
+        why_not = f"not configured: needs {info.needs or 'its configuration section'}"
     return {
         "id": info.id, "title": info.title, "tier": info.tier.value, "description": info.description,
         "key": info.start_key or None, "params": [s.to_json() for s in info.params if s.cli],
