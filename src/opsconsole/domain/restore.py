@@ -52,7 +52,7 @@ class RestoreInProgress:
         """One line: 'restore in progress: RESTORING for 3m (expected 2m–12m), daily backup 880123, started
         03:12 UTC by alice'."""
         elapsed = format_age(self.elapsed_s(now))
-        parts = [f"{self.status} for {elapsed}"]
+        parts = [f"{self.status} for {elapsed}" if self.active else f"after {elapsed}"]
         if self.estimate_s is not None:
             low, high = self.estimate_s
             parts[0] += f" (expected {format_age(low)}–{format_age(high)})"
@@ -62,8 +62,9 @@ class RestoreInProgress:
         parts.append(f"started {self.started_at:%H:%M} UTC{who}")
         if self.source == PROJECT_STATUS:
             parts.append("seen in the project status")
-        head = "restore in progress" if self.active else f"restore ended: {self.final_status}"
-        return f"{head}: " + ", ".join(parts)
+        if self.active:
+            return "restore in progress: " + ", ".join(parts)
+        return f"restore ended {self.final_status} " + ", ".join(parts)
 
 
 class RestoreState:
@@ -121,7 +122,6 @@ class RestoreState:
                     self._current = replace(cur, status=status)
                 return False
             if cur is not None and cur.source == PROJECT_STATUS:
-                final = status if status == "RESTORE_FAILED" else f"ended ({status})"
-                self._last = replace(cur, status=status, final_status=final, ended_at=now)
+                self._last = replace(cur, status=status, final_status=status, ended_at=now)
                 self._current = None
             return False

@@ -53,9 +53,12 @@ class RestoreRequestScreen(ModalScreen[dict[str, Any] | None]):
             yield Static(Content("Severity check (runbook): restore only if the corruption cannot be fixed with SQL "
                                  "updates. Why can it not? (journaled)"))
             if self.pitr_default is not None:
+                yield Static(Content("Point in time (UTC, inside the PITR window):"))
                 yield Input(value=self.pitr_default, placeholder="point in time, e.g. 2026-12-01T03:00:00Z",
                             id="pitr", compact=True)
-            yield Input(placeholder="why SQL updates cannot fix it", id="reason", compact=True)
+            yield Static(Content("Why SQL updates cannot fix it:"))
+            yield Input(placeholder="e.g. a bad UPDATE overwrote the phone numbers; no copy of the old values",
+                        id="reason", compact=True)
             yield Static(Content("Enter: show what the restore would lose (nothing is done yet) · Esc cancels"))
             yield Static(Content(""), classes="problem", id="problem")
 
