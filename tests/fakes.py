@@ -77,6 +77,8 @@ INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
     "db.long_running": (Status.FAIL, "3 sessions over 60 s; longest 14m02s; 1 blocking chain", {
         "sessions": [{"pid": 4242, "user": "service_worker", "duration_s": 842.0,
                       "query": "select * from campaign_queue [/x]"}]}),
+    "db.migrations": (Status.WARN, "destructive migration 40m ago: 20261127023209 contacts_opt_out_reason_and_e164: "
+                      "renames column public.contacts.phone to phone_e164 — V reverts it (dry run first)", {}),
     "n8n.executions": (Status.FAIL, "23 failed executions in the last hour; newest: Supabase: JWT expired", {}),
     "twilio.alerts": (Status.FAIL, "41 error alerts in the last hour: 30008 ×29, 11200 ×7, 11217 ×5", {}),
     "dlq.depth": (Status.FAIL, "2,911 waiting · 214 in the last 15 min", {"waiting": 2911, "last_15m": 214}),
@@ -161,6 +163,46 @@ class FakeServices(Services):
             backend(4244, "service_worker", "campaign-worker", "active", 300.0, "Lock:transactionid",
                     "update campaign_queue set status = 'sent' where id = 7", blocked_by=(4243,)),
         ))
+
+    async def migrations(self) -> Any:
+        """A fixed history, classified by the real parser (the newest one destructive, 40 min old)."""
+        from opsconsole.adapters.migrations.classify import classify_entries
+        from opsconsole.domain.migrations import Migration, MigrationListing
+
+        def mig(age: timedelta, name: str, statements: tuple[str, ...], rollback: tuple[str, ...] | None = None
+                ) -> Migration:
+            when = NOW - age
+            return Migration(when.strftime("%Y%m%d%H%M%S"), name, statements, rollback, when, "version",
+                             classified=classify_entries(statements))
+
+        rows = (
+            mig(timedelta(minutes=40), "contacts_opt_out_reason_and_e164",
+                ("alter table public.contacts add column opt_out_reason text",
+                 "update public.contacts set opt_out_reason = 'replied STOP' where opted_out",
+                 "alter table public.contacts rename column phone to phone_e164"),
+                ("alter table public.contacts rename column phone_e164 to phone",
+                 "alter table public.contacts drop column opt_out_reason")),
+            mig(timedelta(days=9), "contacts_first_name_varchar_and_drop_legacy",
+                ("alter table public.contacts alter column first_name type varchar(40)",
+                 "drop table if exists public.sms_optouts_legacy")),
+            mig(timedelta(days=12), "campaign_queue_source_and_locking [/x]",
+                ("alter table public.campaign_queue add column source text not null default 'app'",
+                 "create index campaign_queue_pending_idx on public.campaign_queue (available_at, id)")),
+            mig(timedelta(days=140), "dlq_keyset_indexes", ("selec broken",)),
+        )
+        reverts = {rows[0].version: "rollback", rows[2].version: "file"}
+        return MigrationListing(migrations=rows, has_rollback_column=True, read_at=NOW,
+                                details={"reverts": reverts, "latency_ms": 4.0})
+
+    async def backup_listing(self) -> Any:
+        from opsconsole.domain.backups import Backup, BackupInventory, BackupListing, PitrWindow
+
+        backups = (Backup(901, "FAILED", NOW - timedelta(hours=16), True),
+                   Backup(900, "COMPLETED", NOW - timedelta(hours=40), True),
+                   Backup(899, "COMPLETED", NOW - timedelta(hours=64), True))
+        inv = BackupInventory(region="eu-central-1", walg_enabled=True, pitr_enabled=True, backups=backups,
+                              pitr_window=PitrWindow(NOW - timedelta(days=7), NOW - timedelta(minutes=2)))
+        return BackupListing(inv, None, Status.OK, 31.0)
 
     async def backups(self) -> DetailRows:
         rows = [{"id": 901, "status": "FAILED", "taken": "2026-11-26 11:12 UTC", "age": "16h00m"},

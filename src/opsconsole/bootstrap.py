@@ -56,6 +56,10 @@ def build_adapters(settings: Settings) -> list[Adapter]:
             from opsconsole.adapters.postgres import PostgresAdapter
 
             adapters.append(PostgresAdapter(settings))
+        if settings.supabase.database_url is not None:
+            from opsconsole.adapters.migrations.check import MigrationsAdapter
+
+            adapters.append(MigrationsAdapter(settings))
     if settings.n8n is not None:
         from opsconsole.adapters.n8n import N8nAdapter
 
@@ -80,10 +84,12 @@ def build_dlq_store(services: Services) -> DlqStore | None:
 
 def build_kernel(services: Services) -> ActionKernel:
     """Every guarded action goes through this kernel: journal, locks, confirmation, read-only."""
+    from opsconsole.actions.backups import backup_actions
     from opsconsole.actions.database import database_actions
     from opsconsole.actions.dlq import dlq_actions
     from opsconsole.actions.kernel import ActionKernel
     from opsconsole.actions.locks import OperatorLocks
+    from opsconsole.actions.migrations import migration_actions
     from opsconsole.audit import Journal, Operator
 
     settings = services.settings
@@ -95,6 +101,11 @@ def build_kernel(services: Services) -> ActionKernel:
     for action in dlq_actions(settings, services.dlq_store):
         kernel.register(action)
     for action in _vercel_actions(services, kernel.journal):
+        kernel.register(action)
+    supabase = services.get_adapter("supabase")  # the Management API client (restores, restore points)
+    for action in migration_actions(settings, supabase):
+        kernel.register(action)
+    for action in backup_actions(settings, supabase, services.restore_state, operator=operator.label):
         kernel.register(action)
     return kernel
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from opsconsole.domain.db import ActivitySnapshot
 from opsconsole.domain.models import SYSTEMS, CheckResult, Status, utcnow, worst
 from opsconsole.domain.ports import Adapter, Check
+from opsconsole.domain.restore import RestoreInProgress, RestoreState
 from opsconsole.domain.text import format_age, printable
 from opsconsole.settings import Settings
 
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
     from opsconsole.adapters.dlq import DlqStore
     from opsconsole.adapters.vercel_logs import LogFollower
     from opsconsole.audit import UnfinishedAttempt
+    from opsconsole.domain.backups import BackupListing
     from opsconsole.domain.deploys import Deployment
     from opsconsole.domain.dlq import RelatedAlert
+    from opsconsole.domain.migrations import MigrationListing
 
 # Stable check ids (design.md), with their system and title, in display order.
 CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
@@ -41,12 +44,33 @@ CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
     ("supabase.pooler", "supabase", "Connection pooler (6543)"),
     ("supabase.service_key", "supabase", "Service-role key"),
     ("db.long_running", "db", "Long-running queries"),
+    ("db.migrations", "db", "Recent migrations"),
     ("n8n.executions", "n8n", "n8n sync executions"),
     ("twilio.alerts", "twilio", "Twilio error alerts"),
     ("dlq.depth", "dlq", "Dead-letter queue"),
     ("backups.latest", "backups", "Latest backup"),
 )
 CHECK_IDS = tuple(c[0] for c in CHECK_CATALOG)
+
+# Checks that need the database itself: while a restore runs they say "restore in progress" instead of FAIL.
+NEEDS_DATABASE = frozenset({"supabase.pooler", "db.long_running", "db.migrations", "dlq.depth"})
+RESTORE_ACTION = "backups.restore"
+
+# Who started a restore (operator, started_at, attempt id, target), from the journal: blocking, for a thread.
+RestoreStarter = Callable[[], "tuple[str, datetime | None, str, str] | None"]
+
+
+def restore_result(check: Check, restore: RestoreInProgress, now: datetime,
+                   seen: CheckResult | None = None) -> CheckResult:
+    """What a database check reports while a restore runs (WARN: expected, not a failure to chase)."""
+    details: dict[str, Any] = {"restore": {"status": restore.status, "source": restore.source,
+                                           "started_at": restore.started_at.isoformat(),
+                                           "operator": restore.operator, "what": restore.what}}
+    if seen is not None:
+        details["while_restoring"] = {"status": seen.status.value, "summary": seen.summary}
+    return CheckResult(check.id, check.system, check.title, Status.WARN,
+                       f"{restore.describe(now)}; the database is offline: this check waits for it",
+                       details=details)
 
 
 @dataclass(frozen=True)
@@ -65,9 +89,15 @@ class OffCheck:
 class CheckRunner:
     """Runs checks concurrently; a round lasts as long as the slowest check, not the sum."""
 
-    def __init__(self, checks: Iterable[Check], *, timeout_s: float) -> None:
+    def __init__(self, checks: Iterable[Check], *, timeout_s: float, restore: RestoreState | None = None,
+                 project_ref: str = "", restore_starter: RestoreStarter | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.checks: dict[str, Check] = {c.id: c for c in checks}
         self.timeout_s = timeout_s
+        self.restore = restore
+        self.project_ref = project_ref
+        self.restore_starter = restore_starter
+        self.clock = clock
 
     def select(self, only: Iterable[str] | None = None) -> list[Check]:
         """Checks whose id or system is in `only` (all when None)."""
@@ -78,6 +108,38 @@ class CheckRunner:
                 or c.id.split(".")[0] in wanted]
 
     async def run_one(self, check: Check) -> CheckResult:
+        """One check; while a restore is in progress the database checks say so instead of running."""
+        state = self.restore
+        if state is not None and check.id in NEEDS_DATABASE:
+            current = state.current()
+            if current is not None:
+                return restore_result(check, current, self.clock())
+        result = await self._run_one(check)
+        if state is None:
+            return result
+        await self._observe(result)
+        current = state.current()
+        if current is not None and check.id in NEEDS_DATABASE and result.status in (Status.FAIL, Status.UNKNOWN):
+            return restore_result(check, current, self.clock(), result)
+        return result
+
+    async def _observe(self, result: CheckResult) -> None:
+        """A project status seen by a check feeds the restore state (a restore by another console too)."""
+        if result.id != "supabase.health" or self.restore is None:
+            return
+        status = result.details.get("project_status") if isinstance(result.details, Mapping) else None
+        if not isinstance(status, str):
+            return
+        if self.restore.observe(self.project_ref, status, self.clock()) and self.restore_starter is not None:
+            try:
+                found = await asyncio.to_thread(self.restore_starter)
+            except Exception:  # the journal is a courtesy here: the restore is shown either way
+                found = None
+            if found is not None:
+                operator, started_at, attempt, target = found
+                self.restore.enrich(operator=operator, started_at=started_at, attempt=attempt, what=target)
+
+    async def _run_one(self, check: Check) -> CheckResult:
         started = time.perf_counter()
         # A little slack over the adapters' own deadlines, so their clearer summaries win.
         limit = self.timeout_s + 1.0
@@ -114,7 +176,18 @@ class CheckRunner:
 
     async def run_all(self, only: Iterable[str] | None = None) -> list[CheckResult]:
         selected = self.select(only)
-        results = await asyncio.gather(*(self.run_one(c) for c in selected))
+        results = list(await asyncio.gather(*(self.run_one(c) for c in selected)))
+        waited = [r.id for r in results if r.id in NEEDS_DATABASE and "restore" in r.details]
+        if waited and self.restore is not None and self.restore.current() is None:
+            # the restore ended during this round (the project status said so): ask the database now
+            again = {r.id: r for r in await asyncio.gather(*(self.run_one(self.checks[cid]) for cid in waited))}
+            results = [again.get(r.id, r) for r in results]
+        current = self.restore.current() if self.restore is not None else None
+        if current is not None:  # a check that failed before the round saw the project RESTORING
+            by_id = {c.id: c for c in selected}
+            results = [restore_result(by_id[r.id], current, self.clock(), r)
+                       if r.id in NEEDS_DATABASE and r.status in (Status.FAIL, Status.UNKNOWN) else r
+                       for r in results]
         order = {cid: i for i, cid in enumerate(CHECK_IDS)}
         return sorted(results, key=lambda r: order.get(r.id, len(order)))
 
@@ -217,6 +290,7 @@ class Services:
         self._extra_checks = extra_checks
         self._adapters: list[Adapter] | None = None
         self._runner: CheckRunner | None = None
+        self.restore_state = RestoreState()  # published by backups.restore, consulted by the runner
 
     @property
     def systems(self) -> tuple[str, ...]:
@@ -249,7 +323,9 @@ class Services:
                     checks.append(OffCheck(cid, system, title, _section_for(cid)))
             order = {cid: i for i, cid in enumerate(CHECK_IDS)}
             checks.sort(key=lambda c: order.get(c.id, len(order)))
-            self._runner = CheckRunner(checks, timeout_s=self.settings.checks.timeout_s)
+            ref = self.settings.supabase.project_ref if self.settings.supabase is not None else ""
+            self._runner = CheckRunner(checks, timeout_s=self.settings.checks.timeout_s, restore=self.restore_state,
+                                       project_ref=ref, restore_starter=self.restore_starter, clock=self.clock)
         return self._runner
 
     @property
@@ -291,6 +367,10 @@ class Services:
 
     async def activity(self) -> ActivitySnapshot:
         """pg_stat_activity for the Database tab's live view."""
+        restoring = self.restore_state.current()
+        if restoring is not None:
+            return ActivitySnapshot(taken_at=self.clock(), error=f"{restoring.describe(self.clock())}; the "
+                                                                 "database is offline until it ends")
         adapter = self.get_adapter("db")
         if adapter is None:
             return ActivitySnapshot(taken_at=self.clock(), error="not configured: [supabase] database_url")
@@ -389,6 +469,43 @@ class Services:
         else:
             note = "PITR off: only the daily backups below can be restored"
         return DetailRows(rows=rows, fetched_at=now, latency_ms=listing.latency_ms, note=f"{inv.region} · {note}")
+
+    async def migrations(self) -> MigrationListing:
+        """The migration history (newest first, classified) for the Deploy tab's migrations view."""
+        from opsconsole.domain.migrations import MigrationListing
+
+        restoring = self.restore_state.current()
+        if restoring is not None:
+            return MigrationListing(problem=f"{restoring.describe(self.clock())}; the database is offline",
+                                    details={"status": "restore"})
+        adapter = self.get_adapter("migrations")
+        if adapter is None:
+            return MigrationListing(problem="not configured: [supabase] database_url", details={"status": "off"})
+        from opsconsole.adapters.migrations.check import MigrationsAdapter
+
+        assert isinstance(adapter, MigrationsAdapter)
+        return await adapter.listing()
+
+    async def backup_listing(self) -> BackupListing:
+        """The backups and the PITR window, as domain objects (the Backups tab's restore view)."""
+        from opsconsole.domain.backups import BackupListing
+
+        adapter = self.get_adapter("supabase")
+        if adapter is None:
+            return BackupListing(None, "not configured: [supabase]", Status.OFF)
+        from opsconsole.adapters.supabase import SupabaseAdapter
+
+        assert isinstance(adapter, SupabaseAdapter)
+        return await adapter.list_backups()
+
+    def restore_starter(self) -> tuple[str, datetime | None, str, str] | None:
+        """Who started the newest unfinished restore in this environment's journal, and when (blocking)."""
+        found = [a for a in self.unfinished_attempts() if a.action == RESTORE_ACTION]
+        if not found:
+            return None
+        newest = found[-1]
+        who = newest.operator.user + (f"@{newest.operator.host}" if newest.operator.host else "")
+        return who, newest.started_at, newest.attempt, newest.target
 
     def unfinished_attempts(self) -> list[UnfinishedAttempt]:
         """Actions in this environment's journal that started and never recorded an end (blocking: read

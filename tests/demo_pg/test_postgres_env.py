@@ -204,7 +204,7 @@ def test_seed_counts_by_error_code(incident: PgEnv) -> None:
     assert set(ERROR_CODES) <= set(counts)
     top = max((c for c in counts if c is not None), key=lambda c: counts[c])
     assert top == 30008
-    assert report.migrations == 6
+    assert report.migrations == 9  # six for the DLQ and queue, three for contacts (the migration drills)
 
 
 def test_malformed_hostile_and_huge_payloads_are_present(incident: PgEnv) -> None:
@@ -254,7 +254,7 @@ def test_schema_supports_triage(incident: PgEnv) -> None:
         assert linked is not None and linked[0] == statuses["requeued"]
         migrations = conn.execute("select version, name, statements from supabase_migrations.schema_migrations "
                                   "order by version").fetchall()
-        assert len(migrations) == 6 and all(m[2] for m in migrations)
+        assert len(migrations) == 9 and all(m[2] for m in migrations)
         assert [m[0] for m in migrations] == sorted(m[0] for m in migrations)
 
 

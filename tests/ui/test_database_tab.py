@@ -75,7 +75,8 @@ async def test_cancel_a_query_through_the_dialog(db_env: DemoEnvironment, tmp_pa
                 break
         await asyncio.sleep(0.6)  # read the preview (the dialog refuses a press within 0.4 s)
         await pilot.press("y")
-        await app.workers.wait_for_complete()
+        # The action's worker only: the session list's exclusive refreshes replace (cancel) each other meanwhile.
+        await app.workers.wait_for_complete([w for w in app.workers if w.group == "db-action"])
         await pilot.pause(0.2)
     assert settings.supabase is not None and settings.supabase.database_url is not None
     with psycopg.connect(db_env.postgres.admin_dsn) as conn:
@@ -146,7 +147,7 @@ async def test_a_manual_step_is_journaled_and_shown_in_the_timeline(db_env: Demo
     settings = _settings(db_env, tmp_path)
     app = OpsApp(build_services(settings), live=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("6")  # Backups: the restore steps are manual
+        await pilot.press("1")  # API: "check logs" is a manual step (the restore steps became guarded actions)
         await pilot.press("m")
         await pilot.pause(0.2)
         assert isinstance(app.screen, ManualStepScreen)
@@ -163,4 +164,4 @@ async def test_a_manual_step_is_journaled_and_shown_in_the_timeline(db_env: Demo
         assert isinstance(app.screen, TimelineScreen) and app.screen.count == 1
     events = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
     assert events[0]["kind"] == "manual_step" and events[0]["outcome"] == "skipped"
-    assert events[0]["reason"] == "corruption fixable with SQL [bold]" and "Backups" in events[0]["step"]
+    assert events[0]["reason"] == "corruption fixable with SQL [bold]" and "API Down" in events[0]["step"]

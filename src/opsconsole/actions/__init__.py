@@ -18,6 +18,7 @@ from opsconsole.actions.model import (
 from opsconsole.actions.policy import (
     MIN_ARM_S,
     REPEAT_WINDOW_S,
+    WARNING_HOLD_S,
     KeyTracker,
     check_confirmation,
     confirm_key_for,
@@ -27,6 +28,7 @@ from opsconsole.actions.policy import (
 __all__ = [
     "MIN_ARM_S",
     "REPEAT_WINDOW_S",
+    "WARNING_HOLD_S",
     "ActionKernel",
     "Confirmation",
     "ConfirmationKind",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opsconsole.actions.backups import RestoreBackup
 from opsconsole.actions.database import CancelBackends, TerminateBackends
 from opsconsole.actions.dlq import DiscardMessages, FixPayload, RequeueMessages, UndoDiscard
+from opsconsole.actions.migrations import RevertMigration
 from opsconsole.actions.model import RiskTier
 from opsconsole.actions.params import ParamRule, ParamSpec
 from opsconsole.actions.vercel import PromoteDeployment, RedeployProduction
@@ -47,6 +49,8 @@ KNOWN_ACTIONS: tuple[ActionInfo, ...] = tuple(ActionInfo.of(cls) for cls in (
     FixPayload,
     RedeployProduction,
     PromoteDeployment,
+    RevertMigration,
+    RestoreBackup,
 ))
 
 

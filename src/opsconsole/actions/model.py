@@ -107,6 +107,7 @@ class Preview:
     lock_key: str | None = None
     lock_keys: tuple[str, ...] = ()
     preview_id: str = field(default_factory=_new_id)
+    warning_hold_s: float = 0.0
 
     @property
     def keys_to_lock(self) -> tuple[str, ...]:
@@ -130,6 +131,7 @@ class Preview:
             "items": plain(self.items),
             "excluded": plain(self.excluded),
             "warning": self.warning,
+            "warning_hold_s": self.warning_hold_s,
             "params": plain(self.params),
             "lock_key": self.lock_key,
             "lock_keys": list(self.keys_to_lock),
@@ -203,10 +205,11 @@ class ConfirmationRequirement:
     start_keys: tuple[str, ...] = ()  # every key that starts this action: none of them confirms
     cancel_keys: tuple[str, ...] = ("n", "escape")
     focus: str = "cancel"
+    warning_hold_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "confirm_key": self.confirm_key, "start_key": self.start_key,
-                "prompt": self.prompt, "expected_text": self.expected_text}
+                "prompt": self.prompt, "expected_text": self.expected_text, "warning_hold_s": self.warning_hold_s}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,14 @@ Rules (design.md "Guarded actions"):
   seen again within `REPEAT_WINDOW_S` (terminals repeat every ~30-50 ms once the key is held).
   `KeyTracker` computes both from key-event timestamps for the UI.
 * Warnings (downtime) are part of the requirement and must be shown; no key skips them.
+* A preview may demand that its warning stays on screen for `warning_hold_s` seconds
+  (`WARNING_HOLD_S` for the runbook's DOWNTIME WARNING) before anything confirms: the confirm
+  key does nothing until then, whatever was typed. The dialog shows the countdown; the kernel
+  checks it again from the confirmation's `elapsed_s`. On the command line the hold applies to
+  the interactive prompt (the answer must come at least that long after the warning was
+  printed); `--confirm TEXT` given up front is a non-interactive, typed-in-advance confirmation
+  and is not held (the warning is printed to stderr before anything runs; on a terminal the CLI
+  also counts down before running, so a command recalled from the shell history can be stopped).
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ MIN_ARM_S = 0.4
 
 REPEAT_WINDOW_S = 0.2
 """The same key seen again within this many seconds is an auto-repeat, not a press."""
+
+WARNING_HOLD_S = 5.0
+"""How long a downtime or data-loss warning must be on screen before a confirmation counts."""
 
 CONFIRM_KEY_CHOICES: tuple[str, ...] = ("y", "Y")
 """The confirm key is the first of these that is not the start key."""
@@ -67,22 +78,30 @@ def requirement_for(preview: Preview, start_key: str, *, action_key: str = "") -
     start_keys = tuple(k for k in dict.fromkeys((start_key, action_key)) if k)
     shown_key = "shift+y" if key == "Y" else key
     tier = preview.tier
+    hold = max(0.0, float(preview.warning_hold_s or 0.0))
+    held = (f" The warning must stay on screen {hold:g} s before {shown_key} does anything."
+            if hold else "")
     if tier is RiskTier.DESTRUCTIVE:
         return ConfirmationRequirement(
             kind=ConfirmationKind.TYPED, confirm_key=key, start_key=start_key, start_keys=start_keys,
-            expected_text=preview.confirm_text, warning=preview.warning,
+            expected_text=preview.confirm_text, warning=preview.warning, warning_hold_s=hold,
             prompt=(f"{preview.title}: {preview.target}. This cannot be undone. "
                     f"Type {preview.confirm_text} exactly, then press {shown_key} to confirm "
-                    "(n or Escape cancels)."))
+                    f"(n or Escape cancels).{held}"))
     if tier is RiskTier.DISRUPTIVE:
         return ConfirmationRequirement(
             kind=ConfirmationKind.YES_NO_NAMED, confirm_key=key, start_key=start_key, start_keys=start_keys,
-            warning=preview.warning,
-            prompt=f"{preview.title}: {preview.target}? Press {shown_key} to confirm, n or Escape to cancel.")
+            warning=preview.warning, warning_hold_s=hold,
+            prompt=f"{preview.title}: {preview.target}? Press {shown_key} to confirm, n or Escape to cancel.{held}")
     return ConfirmationRequirement(
         kind=ConfirmationKind.YES_NO, confirm_key=key, start_key=start_key, start_keys=start_keys,
-        warning=preview.warning,
-        prompt=f"{preview.title}? Press {shown_key} to confirm, n or Escape to cancel.")
+        warning=preview.warning, warning_hold_s=hold,
+        prompt=f"{preview.title}? Press {shown_key} to confirm, n or Escape to cancel.{held}")
+
+
+def hold_remaining(requirement: ConfirmationRequirement, elapsed_s: float) -> float:
+    """Seconds until the warning hold is over (0 when there is none or it is over)."""
+    return max(0.0, requirement.warning_hold_s - max(0.0, elapsed_s))
 
 
 def _refuse(check: str, message: str) -> Refusal:
@@ -92,7 +111,7 @@ def _refuse(check: str, message: str) -> Refusal:
 def check_confirmation(requirement: ConfirmationRequirement, confirmation: Confirmation) -> Refusal | None:
     """None when `confirmation` satisfies `requirement`; else why not (reason `confirmation`,
     `details["check"]` one of: empty, enter, start_key, forbidden_key, wrong_key, repeat,
-    too_fast, typed_empty, typed_mismatch)."""
+    too_fast, warning_hold, typed_empty, typed_mismatch)."""
     if confirmation.via == "cli":
         return _check_cli(requirement, confirmation)
     key = confirmation.key
@@ -114,6 +133,9 @@ def check_confirmation(requirement: ConfirmationRequirement, confirmation: Confi
         return _refuse("too_fast", f"confirmed {confirmation.elapsed_s:.2f} s after the dialog opened "
                                    f"(minimum {MIN_ARM_S:g} s): read the preview, then press "
                                    f"{requirement.confirm_key}")
+    held = _held(requirement, confirmation)
+    if held is not None:
+        return held
     if requirement.kind is ConfirmationKind.TYPED:
         if not requirement.expected_text:
             return _refuse("typed_empty", "this action has no confirmation text to type: refusing")
@@ -125,17 +147,32 @@ def check_confirmation(requirement: ConfirmationRequirement, confirmation: Confi
     return None
 
 
+def _held(requirement: ConfirmationRequirement, confirmation: Confirmation) -> Refusal | None:
+    """The warning hold: refused while the warning has been shown for less than `warning_hold_s`."""
+    left = hold_remaining(requirement, confirmation.elapsed_s)
+    if left <= 0:
+        return None
+    return _refuse("warning_hold", f"the warning must stay on screen {requirement.warning_hold_s:g} s before "
+                                   f"anything confirms ({left:.1f} s left): read it, then press "
+                                   f"{requirement.confirm_key}")
+
+
 CLI_CONFIRMATIONS = ("--yes", "--confirm", "prompt")
 
 
 def _check_cli(requirement: ConfirmationRequirement, confirmation: Confirmation) -> Refusal | None:
-    """`action run`: --yes or a y answer for reversible/disruptive; the typed text for destructive."""
+    """`action run`: --yes or a y answer for reversible/disruptive; the typed text for destructive.
+    The warning hold applies to the interactive prompt, not to `--confirm`/`--yes` given up front."""
     if not confirmation.key:
         return _refuse("empty", "not confirmed: there is no terminal to ask on and neither --yes nor --confirm "
                                 "was given; nothing was done")
     if confirmation.key not in CLI_CONFIRMATIONS:
         return _refuse("wrong_key", f"{confirmation.key or 'nothing'} does not confirm an action: use --yes, "
                                     "--confirm TEXT or answer the prompt")
+    if confirmation.key == "prompt":
+        held = _held(requirement, confirmation)
+        if held is not None:
+            return held
     if requirement.kind is ConfirmationKind.TYPED:
         if not requirement.expected_text:
             return _refuse("typed_empty", "this action has no confirmation text to type: refusing")

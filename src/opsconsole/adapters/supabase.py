@@ -31,13 +31,15 @@ from urllib.parse import quote, urlsplit
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from opsconsole.adapters.http import HttpOutcome, fetch, new_client
+from opsconsole.adapters.http import HttpOutcome, describe_status, fetch, new_client
 from opsconsole.domain.backups import (
     FAILED,
+    ApiAnswer,
     Backup,
     BackupInventory,
     BackupListing,
     PitrWindow,
+    RestorePoint,
 )
 from opsconsole.domain.models import CheckResult, Status, utcnow, worst
 from opsconsole.domain.ports import Check
@@ -222,6 +224,82 @@ class SupabaseAdapter:
         if self.config is None or self.config.access_token is None:
             return ()
         return _secret_values(_reveal(self.config.access_token).value)
+
+    async def mgmt_send(self, method: str, suffix: str, body: Any, *, params: Any = None) -> ApiAnswer:
+        """POST (or another changing method) to a project-scoped path, once (never retried: not idempotent).
+        2xx is accepted whatever the body (a restore answers 201 with an empty one)."""
+        if self.config is None or self.config.access_token is None or self.mgmt is None:
+            return ApiAnswer(False, problem="not configured: [supabase] access_token")
+        token = self.config.access_token
+        revealed = _reveal(token)
+        if revealed.value is None:
+            return ApiAnswer(False, problem=f"Management API token unavailable: {revealed.problem}")
+        outcome = await fetch(self.mgmt, self.mgmt_url(suffix), service=MGMT_SERVICE, credential=token.hint,
+                              method=method, params=params, json_body=body, expect="text",
+                              headers={"Authorization": f"Bearer {revealed.value}"}, timeout_s=self.timeout_s)
+        values = _secret_values(revealed.value)
+        data: Any = None
+        if outcome.text.strip():
+            try:
+                data = json.loads(outcome.text)
+            except ValueError:
+                data = None
+        if not outcome.ok:
+            problem = outcome.problem or "request failed"
+            if outcome.kind == "http" and outcome.status_code is not None:
+                problem = describe_status(MGMT_SERVICE, outcome.status_code, credential=token.hint, data=data,
+                                          retry_after=outcome.retry_after_s, url=outcome.url)
+                if data is None and outcome.text.strip():
+                    problem += f": {printable(outcome.text, single_line=True, limit=120)}"
+            return ApiAnswer(False, outcome.status_code, _redact_text(problem, values), data)
+        return ApiAnswer(True, outcome.status_code, None, data)
+
+    async def project_status(self) -> tuple[str | None, str | None]:
+        """The project's status (ACTIVE_HEALTHY, RESTORING, RESTORE_FAILED, ...) or (None, why not)."""
+        if self.config is None or self.config.access_token is None:
+            return None, "not configured: [supabase] access_token"
+        outcome, problem = await self.mgmt_get("")
+        if outcome is None:
+            return None, problem
+        if not outcome.ok:
+            return None, _redact_text(outcome.problem or "request failed", self.mgmt_secret_values())
+        status = outcome.data.get("status") if isinstance(outcome.data, Mapping) else None
+        if not isinstance(status, str):
+            return None, f"{MGMT_SERVICE} sent a project without a status"
+        return printable(status, single_line=True, limit=40), None
+
+    async def restore_backup(self, backup_id: int) -> ApiAnswer:
+        """Restore the daily (physical) backup `backup_id` (`POST .../database/backups/restore`)."""
+        return await self.mgmt_send("POST", "/database/backups/restore", {"id": int(backup_id)})
+
+    async def restore_pitr(self, target_unix: int) -> ApiAnswer:
+        """Point-in-time restore (`POST .../database/backups/restore-pitr`); needs the PITR add-on."""
+        return await self.mgmt_send("POST", "/database/backups/restore-pitr",
+                                    {"recovery_time_target_unix": int(target_unix)})
+
+    async def create_restore_point(self, name: str) -> tuple[RestorePoint | None, str | None]:
+        """Take a named restore point (`POST .../backups/restore-point`, name at most 20 characters)."""
+        answer = await self.mgmt_send("POST", "/database/backups/restore-point", {"name": name})
+        if not answer.ok:
+            return None, answer.problem
+        return parse_restore_point(answer.data) or RestorePoint(name=name, status="PENDING"), None
+
+    async def restore_point(self, name: str) -> tuple[RestorePoint | None, str | None]:
+        """The restore point `name` as the Management API reports it now."""
+        if self.config is None or self.config.access_token is None:
+            return None, "not configured: [supabase] access_token"
+        outcome, problem = await self.mgmt_get("/database/backups/restore-point", params={"name": name})
+        if outcome is None:
+            return None, problem
+        if not outcome.ok:
+            return None, _redact_text(outcome.problem or "request failed", self.mgmt_secret_values())
+        data = outcome.data
+        if isinstance(data, list):  # tolerate a list answer: pick the one asked for
+            data = next((d for d in data if isinstance(d, Mapping) and d.get("name") == name), None)
+        point = parse_restore_point(data)
+        if point is None:
+            return None, f"{MGMT_SERVICE} sent no restore point named {name}"
+        return point, None
 
     async def list_backups(self) -> BackupListing:
         """The project's backups and PITR state; every failure comes back as `problem`."""
@@ -811,6 +889,15 @@ def parse_backups(data: Any) -> BackupInventory | str:
                            walg_enabled=data.get("walg_enabled") is True,
                            pitr_enabled=data.get("pitr_enabled") is True,
                            backups=tuple(backups), pitr_window=window, unreadable=unreadable)
+
+
+def parse_restore_point(data: Any) -> RestorePoint | None:
+    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+        return None
+    status = data.get("status")
+    return RestorePoint(name=printable(data["name"], single_line=True, limit=40),
+                        status=printable(status, single_line=True, limit=20) if isinstance(status, str) else "?",
+                        completed_on=_parse_time(data.get("completed_on")))
 
 
 class BackupsCheck(_BaseCheck):

@@ -69,10 +69,12 @@ def _catalog_entry(info: ActionInfo, kernel: ActionKernel | None, settings_read_
         except KeyError:
             registered = None
     why_not = ""
-    if registered is None:
-        why_not = f"not configured: needs {info.needs or 'its configuration section'}"
-    elif settings_read_only:
+    if settings_read_only:  # first: it holds for every action, configured or not
         why_not = "read-only mode: every mutating action is refused"
+        if registered is None:
+            why_not += f"; not configured here either: needs {info.needs or 'its configuration section'}"
+    elif registered is None:
+        why_not = f"not configured: needs {info.needs or 'its configuration section'}"
     return {
         "id": info.id, "title": info.title, "tier": info.tier.value, "description": info.description,
         "key": info.start_key or None, "params": [s.to_json() for s in info.params if s.cli],
@@ -208,6 +210,34 @@ def _progress_printer(stderr: TextIO) -> Any:
     return report
 
 
+async def _grace(seconds: float) -> None:
+    """On a terminal, `--confirm` on a held warning counts down before anything runs (Ctrl+C stops it)."""
+    left = int(seconds + 0.999)
+    while left > 0:
+        _err(f"  starting in {left} s — Ctrl+C stops it; nothing has been done yet")
+        await asyncio.sleep(1.0)
+        left -= 1
+
+
+def _status_printer(stderr: TextIO) -> Any:
+    """Progress of a long action whose hook receives a status object with `describe(now)`."""
+    from opsconsole.domain.models import utcnow
+
+    last: dict[str, Any] = {"at": 0.0, "head": ""}
+
+    def report(progress: Any) -> None:
+        now = time.monotonic()
+        text = progress.describe(utcnow()) if hasattr(progress, "describe") else str(progress)
+        head = text.split(" for ")[0]
+        if now - float(last["at"]) < 10.0 and head == last["head"]:
+            return
+        last.update(at=now, head=head)
+        stderr.write(f"  {text}\n")
+        stderr.flush()
+
+    return report
+
+
 async def _run(services: Services, args: argparse.Namespace, params: Mapping[str, str], *,
                stdin: TextIO, out: TextIO) -> int:
     from opsconsole.actions.model import Confirmation, Outcome, Preview, Refusal
@@ -242,6 +272,8 @@ async def _run(services: Services, args: argparse.Namespace, params: Mapping[str
     confirmation: Confirmation
     if args.confirm is not None:
         confirmation = Confirmation.from_cli("--confirm", typed=str(args.confirm))
+        if preview.warning_hold_s and stdin.isatty() and sys.stderr.isatty():
+            await _grace(preview.warning_hold_s)  # a command recalled from the shell history can still be stopped
     elif args.yes:
         confirmation = Confirmation.from_cli("--yes")
     elif stdin.isatty() and sys.stderr.isatty():
@@ -259,6 +291,9 @@ async def _run(services: Services, args: argparse.Namespace, params: Mapping[str
         confirmation = Confirmation.from_cli("")  # refused by the policy, and journaled as refused
     if not args.json:
         _show_preview(preview, requirement, out)
+    progress_hooks = getattr(kernel.get(action_id), "progress_hooks", None)
+    if isinstance(progress_hooks, dict):  # long actions (a restore) report their progress to stderr
+        progress_hooks[preview.preview_id] = _status_printer(sys.stderr)
     hooks = getattr(kernel.get(action_id), "hooks", None)
     if isinstance(hooks, dict):
         from opsconsole.actions.dlq import RunHooks

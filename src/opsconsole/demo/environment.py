@@ -74,6 +74,10 @@ class DemoEnvironment:
         self.secrets = DemoSecrets.for_scenario(scenario)
         self.faults = FaultPlan()
         self.world = DemoWorld(scenario)  # what the simulators share (demo/world.py)
+        from opsconsole.demo.restore import DemoRestorer
+
+        self.restorer = DemoRestorer()  # what a restore does to the demo database (demo/restore.py)
+        self.restore_s = 10.0  # how long the simulated project stays RESTORING
         self.sims: dict[str, Simulator] = {}
         self.workdir: Path | None = None
         self.config_path: Path | None = None
@@ -115,7 +119,9 @@ class DemoEnvironment:
                                      version=lambda: vercel_sim.state.production_sha),
             "vercel-status": lambda: statuspage.build(self.faults, self.scenario, page="vercel"),
             "supabase-status": lambda: statuspage.build(self.faults, self.scenario, page="supabase"),
-            "supabase-mgmt": lambda: supabase.build_management(self.faults, self.scenario, self.secrets),
+            "supabase-mgmt": lambda: supabase.build_management(self.faults, self.scenario, self.secrets,
+                                                               world=self.world, restorer=self.restorer,
+                                                               restore_s=self.restore_s),
             "supabase-project": lambda: supabase.build_project(self.faults, self.scenario, self.secrets),
             "n8n": lambda: n8n.build(self.faults, self.scenario, self.secrets),
             "twilio": lambda: twilio.build(self.faults, self.scenario, self.secrets),
@@ -138,6 +144,9 @@ class DemoEnvironment:
         kwargs: dict[str, Any] = {} if self.messages is None else {"messages": self.messages}
         seed(self.postgres.admin_dsn, self.scenario, self.secrets, **kwargs)
         self.pooler = PoolerProxy("127.0.0.1", self.postgres.port)
+        self.restorer.attach(self.postgres, self.pooler, self.world)
+        self.restorer.take_backup()  # "the backup": the database as seeded, before anything else touches it
+        self._start_drills()
         self.pooler.start()
         if has(self.scenario, "pooler-slow"):  # Supavisor struggling: the pooler check warns
             self.pooler.set_mode("slow", delay_s=1.5)
@@ -145,10 +154,42 @@ class DemoEnvironment:
             self.sessions = LongRunningSessions(self.postgres, self.scenario, self.secrets)
             self.sessions.start()
 
+    def _start_drills(self) -> None:
+        """The migration and restore drills: the bad UPDATE after the backup, the API's broken column."""
+        from opsconsole.demo.restore import missing_column_probe
+        from opsconsole.demo.seed import corrupt
+
+        assert self.postgres is not None
+        if has(self.scenario, "data-corruption"):
+            corrupt(self.postgres.admin_dsn)
+        if has(self.scenario, "bad-migration"):  # the API still reads contacts.phone, renamed 40 min ago
+            self.world.add_database_probe(missing_column_probe(lambda: self.world.admin_dsn, "contacts", "phone",
+                                                               world=self.world, resolves="bad-migration"))
+        if self.workdir is not None:
+            self._write_reverts(self.workdir / "reverts")
+
+    def _write_reverts(self, folder: Path) -> None:
+        """[migrations] revert_dir of the demo: a .down.sql for the newest queue migration."""
+        import psycopg
+
+        folder.mkdir(exist_ok=True)
+        name = "campaign_queue_source_and_locking"
+        with psycopg.connect(self.postgres.admin_dsn) as conn:
+            row = conn.execute("select version from supabase_migrations.schema_migrations where name = %s",
+                               [name]).fetchone()
+        if row is None:
+            return
+        version = row[0]
+        (folder / f"{version}_{name}.down.sql").write_text(
+            "-- Revert of campaign_queue_source_and_locking (kept beside the migration)\n"
+            "drop index if exists public.campaign_queue_pending_idx;\n"
+            "alter table public.campaign_queue drop column locked_at, drop column locked_by;\n", encoding="utf-8")
+
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        self.restorer.restoring.clear()
         for closer in (self.sessions, self.pooler):
             if closer is not None:
                 try:
@@ -205,6 +246,8 @@ class DemoEnvironment:
 
             data["supabase"]["database_url"] = self.postgres.dsn(OWNER_ROLE, s.db_password)
             data["supabase"]["pooler_url"] = self.postgres.dsn(POOLER_ROLE, s.db_password, port=self.pooler.port)
+        if self.workdir is not None:
+            data["migrations"] = {"revert_dir": str(self.workdir / "reverts")}
         from opsconsole.paths import default_audit_path
 
         # Kept after the demo stops: a drill's journal is worth reading afterwards.

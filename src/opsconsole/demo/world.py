@@ -13,6 +13,11 @@ and consult (and update) this one object for what crosses service boundaries:
 The problems and their meaning are in `demo.scenario.PROBLEMS`; a scenario starts with its own.
 `admin_dsn` is set once the demo PostgreSQL is up (simulators that look at the database, such
 as the metrics or a restore, use it). Thread-safe: simulators answer on their own threads.
+
+Database problems: `add_database_probe(fn)` registers a probe (returning the error the product's
+API would hit, or None); `database_problems()` runs them. The API simulator's /health reports them
+as its database component's error (a migration that dropped a column the API reads; the database
+offline during a restore).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class DemoWorld:
         self._lock = threading.Lock()
         self._active: set[str] = set(problems(scenario))
         self._listeners: list[Listener] = []
+        self._probes: list[Callable[[], str | None]] = []
         self.admin_dsn: str | None = None
 
     def has(self, problem: str) -> bool:
@@ -48,6 +54,24 @@ class DemoWorld:
 
     def cause(self, problem: str) -> None:
         self._set(problem, True)
+
+    def add_database_probe(self, probe: Callable[[], str | None]) -> None:
+        with self._lock:
+            self._probes.append(probe)
+
+    def database_problems(self) -> list[str]:
+        """What the product's API would fail on in the database right now (empty: nothing)."""
+        with self._lock:
+            probes = list(self._probes)
+        found = []
+        for probe in probes:
+            try:
+                problem = probe()
+            except Exception:  # a broken probe is not a database problem
+                problem = None
+            if problem:
+                found.append(problem)
+        return found
 
     def on_change(self, listener: Listener) -> None:
         with self._lock:

@@ -72,3 +72,34 @@ class BackupListing:
     @property
     def ok(self) -> bool:
         return self.inventory is not None and self.problem is None
+
+
+# -- restores ------------------------------------------------------------------------------------
+
+# The runbook's own words ("Backups & Restore Plan"); shown in full, and held on screen, before a restore.
+DOWNTIME_WARNING = ("Restoring from a backup (PITR or Daily) overrides the current database. This process takes the "
+                    "database OFFLINE for the duration of the restore (minutes to hours depending on size).")
+
+# Project statuses (GET /v1/projects/{ref}) a restore goes through.
+RESTORING = "RESTORING"
+RESTORE_FAILED = "RESTORE_FAILED"
+ACTIVE_HEALTHY = "ACTIVE_HEALTHY"
+
+
+@dataclass(frozen=True, slots=True)
+class RestorePoint:
+    """A named restore point (V1RestorePointResponse): AVAILABLE, PENDING, REMOVED or FAILED."""
+
+    name: str
+    status: str
+    completed_on: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiAnswer:
+    """A Management API call that changes something: accepted, or why not (the service's own words)."""
+
+    ok: bool
+    status_code: int | None = None
+    problem: str | None = None
+    data: object = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opsconsole.domain.backups import DOWNTIME_WARNING
 from opsconsole.settings import Settings
 
 
@@ -25,8 +26,7 @@ class Step:
     warning: str = ""
 
 
-DOWNTIME_WARNING = ("Restoring from a backup (PITR or Daily) overrides the current database. This takes the "
-                    "database OFFLINE for the duration of the restore (minutes to hours depending on size).")
+__all__ = ["DOWNTIME_WARNING", "STEPS", "Step", "links", "steps_for_tab"]
 
 STEPS: tuple[Step, ...] = (
     Step("API Down / 500 Errors", 1, "Check status: /health and the Vercel dashboard", "check", "api",
@@ -57,13 +57,16 @@ STEPS: tuple[Step, ...] = (
          "D discards, e fixes a payload", "action", "dlq"),
     Step("How to Rollback", 1, "Vercel: promote the previous working deployment (P on the Deploy tab; u "
          "promotes back what served before)", "action", "deploy"),
-    Step("How to Rollback", 2, "Supabase migration: identify it, run the revert script or ALTER TABLE "
-         "(data loss possible)", "manual", "deploy", link="supabase_migrations",
+    Step("How to Rollback", 2, "Supabase migration: the Deploy tab lists the migrations (destructive ones flagged); "
+         "V reverts the one under the cursor after a dry run that counts the data it loses (manual when it has "
+         "no revert)", "action", "deploy", ("db.migrations",), link="supabase_migrations",
          warning="Data loss possible if reverting destructive schema changes."),
-    Step("Backups & Restore Plan", 1, "Severity check: restore only if corruption is unfixable via SQL",
-         "manual", "backups", ("backups.latest",), link="supabase_backups", warning=DOWNTIME_WARNING),
-    Step("Backups & Restore Plan", 2, "Initiate the restore (Dashboard -> Settings -> Database -> Backups)",
-         "manual", "backups", link="supabase_backups", warning=DOWNTIME_WARNING),
+    Step("Backups & Restore Plan", 1, "Severity check: restore only if corruption is unfixable via SQL (the restore "
+         "asks why, and journals it)", "action", "backups", ("backups.latest",), link="supabase_backups",
+         warning=DOWNTIME_WARNING),
+    Step("Backups & Restore Plan", 2, "Initiate the restore: R restores the daily backup under the cursor, T a point "
+         "in time (PITR); the preview says what is lost", "action", "backups", link="supabase_backups",
+         warning=DOWNTIME_WARNING),
 )
 
 

@@ -69,6 +69,7 @@ class OpsApp(App[None]):
         Binding("p", "toggle_pause", "Pause/resume"),
         Binding("t", "timeline", "Timeline"),
         Binding("m", "manual_step", "Log step"),
+        Binding("M", "show_migrations", "Migrations (Deploy tab)", show=False),
         *[Binding(str(i), f"show_tab('{tab}')", label, show=False)
           for i, (tab, label, _cls) in enumerate(TABS, start=1)],
     ]
@@ -305,6 +306,15 @@ class OpsApp(App[None]):
             return
         self.push_screen(ManualStepScreen(self.services.settings, steps, links(self.services.settings)))
 
+    def action_show_migrations(self) -> None:
+        """M: the Deploy tab's migrations view, focused (V reverts the one under the cursor)."""
+        from opsconsole.ui.widgets.migrations import MigrationsView
+
+        self.action_show_tab("deploy")
+        for view in self.query(MigrationsView):
+            view.focus_table()
+            view.scroll_visible()
+
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{tab}"
 
@@ -343,9 +353,23 @@ class OpsApp(App[None]):
         self.push_screen(HelpScreen(entries, f"{tab_label} tab", sections=sections, labels=labels))
 
     def start_action(self, action_id: str, start_key: str) -> None:
-        """From the palette: show the action's tab and run it there (on its selection)."""
+        """From the palette: show the action's tab and start it on that tab's selection."""
         from opsconsole.ui.widgets.activity import ActivityView
 
+        if action_id == "migrations.revert":
+            from opsconsole.ui.widgets.migrations import MigrationsView
+
+            self.action_show_tab("deploy")
+            for migrations in self.query(MigrationsView):
+                migrations.action_revert()
+            return
+        if action_id == "backups.restore":
+            from opsconsole.ui.widgets.restore import RestoreView
+
+            self.action_show_tab("backups")
+            for restore in self.query(RestoreView):
+                restore.action_restore("backup")
+            return
         if action_id.startswith("vercel."):
             from opsconsole.ui.widgets.deploys import DeploymentsView
 

@@ -42,7 +42,8 @@ class OpsCommands(Provider):
         kernel = app.services.kernel
         # Mutating actions: listed only when allowed (never in read-only mode).
         for action in kernel.visible_actions() if kernel is not None else []:
-            tab = "Deploy" if action.id.startswith("vercel.") else "Database"
+            tab = {"migrations.revert": "Deploy", "backups.restore": "Backups"}.get(
+                action.id, "Deploy" if action.id.startswith("vercel.") else "Database")
             cmds.append((f"{action.title} ({tab} tab, key {action.start_key})",
                          f"{action.description} [{action.tier.value}]",
                          partial(app.start_action, action.id, action.start_key)))

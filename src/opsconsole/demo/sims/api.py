@@ -58,12 +58,22 @@ def _wedged(rng: random.Random) -> dict[str, Any]:
     return checks
 
 
+def _database_failure(world: DemoWorld, rng: random.Random) -> dict[str, Any] | None:
+    """Database problems the shared world reports (demo/world.py: a migration broke a column the API
+    reads, the database offline during a restore): the database component as the API would show it."""
+    problems = world.database_problems()
+    if not problems:
+        return None
+    return {"status": "down", "latency_ms": round(rng.uniform(2.0, 6.0), 1), "error": "; ".join(problems)}
+
+
 def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets, *, world: DemoWorld | None = None,
           version: Callable[[], str] | None = None) -> Simulator:
     """The "api" simulator for `scenario`. `secrets` is unused: /health needs no credentials.
 
-    `world` is the demo's shared state (a private one when not given); `version` returns the commit
-    production runs now (the Vercel simulator's), so /health reports what actually serves."""
+    `world` is the demo's shared state (a private one when not given): its deployment problems and its
+    database problems fail /health; `version` returns the commit production runs now (the Vercel
+    simulator's), so /health reports what actually serves."""
     del secrets
     world = world or DemoWorld(scenario)
     sim = Simulator("api", faults)
@@ -83,6 +93,10 @@ def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets, *, world: Demo
             status, checks = "error", _wedged(rng)
         else:
             status, checks = "ok", _healthy(rng)
+        database = _database_failure(world, rng)
+        if database is not None:
+            checks["database"] = database
+            status = "error"
         body = {
             "status": status,
             "version": f"1.42.0+{sha[:7]}",

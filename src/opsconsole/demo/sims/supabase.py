@@ -9,6 +9,14 @@ advance with the wall clock so that two scrapes give a real rate.
 Scenarios: `healthy` (all services up, fresh backups, PITR on, ~25 % CPU) and `incident`
 (pooler unhealthy, REST restarting, ~94 % CPU, memory ~85 %, connections near the max,
 newest completed backup 40 h old, the last backup FAILED, PITR off).
+
+Restores (the Management API's `v1-restore-physical-backup` and `v1-restore-pitr-backup`): 201
+with an empty body; the project is RESTORING for `restore_s` (about 10 s), then ACTIVE_HEALTHY
+(RESTORE_FAILED when `ProjectState.fail_next_restore` is set). restore-pitr answers 400 "PITR is
+not enabled for this project." when PITR is off; a second restore while one runs is refused. With a
+`DemoRestorer` (demo/restore.py) the demo database really goes away meanwhile and comes back as the
+backup holds it. Restore points (`POST/GET .../backups/restore-point`) exist where PITR is on: PENDING,
+AVAILABLE a second later; elsewhere 400.
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ import hmac
 import json
 import math
 import re
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from opsconsole.demo.scenario import DEMO_JWT_SECRET, PROJECT_REF, DemoSecrets, has
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, bearer, iso, now
@@ -40,6 +49,31 @@ def _unauthorized() -> Response:
 
 
 # -- Management API -------------------------------------------------------------------------
+
+class Restorer(Protocol):
+    """What the simulator needs of `demo.restore.DemoRestorer`."""
+
+    def begin_restore(self) -> None: ...
+
+    def end_restore(self, *, failed: bool) -> None: ...
+
+
+RESTORE_S = 10.0
+RESTORE_POINT_READY_S = 1.0
+
+
+@dataclass
+class ProjectState:
+    """The project's restore-related state, shared by the routes and the restore thread."""
+
+    restore_s: float = RESTORE_S
+    status: str | None = None  # None: the scenario's own status
+    fail_next_restore: bool = False
+    restores: list[dict[str, Any]] = field(default_factory=list)  # every accepted restore request (tests, drills)
+    restore_points: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
 
 def _project_body(scenario: str, ref: str) -> dict[str, Any]:
     created = now() - timedelta(days=412)
@@ -120,20 +154,124 @@ class _BackupPlan:
                 "physical_backup_data": physical}
 
 
-def build_management(faults: FaultPlan, scenario: str, secrets: DemoSecrets) -> Simulator:
-    """The Management API for the demo project: project, service health, backups."""
+def build_management(faults: FaultPlan, scenario: str, secrets: DemoSecrets, *, world: Any = None,
+                     restorer: Restorer | None = None, restore_s: float = RESTORE_S) -> Simulator:
+    """The Management API for the demo project: project, service health, backups, restores.
+
+    `world` (demo.world.DemoWorld): a finished restore resolves `data-corruption`. `restorer` takes
+    the demo database offline and back. The returned simulator carries its `ProjectState` as
+    `sim.project_state` (tests make a restore fail or check what was requested)."""
     token = secrets.supabase_access_token
     sim = Simulator("supabase-mgmt", faults, auth=bearer(lambda: token, unauthorized=_unauthorized))
     plan = _BackupPlan(scenario, time.time())
+    state = ProjectState(restore_s=restore_s)
+    sim.project_state = state  # type: ignore[attr-defined]
 
     def project_or_404(ref: str) -> Response | None:
         if ref != PROJECT_REF:
             return Response(404, {"message": "Project not found"})
         return None
 
+    def body_of(req: Request) -> dict[str, Any] | Response:
+        try:
+            data = req.json()
+        except ValueError:
+            return Response(400, {"message": "Body must be valid JSON"})
+        if not isinstance(data, dict):
+            return Response(400, {"message": "Body must be a JSON object"})
+        return data
+
     @sim.route("GET", f"/v1/projects/{_REF_RE}")
     def project(req: Request, m: re.Match[str]) -> Response:
-        return project_or_404(m["ref"]) or Response(200, _project_body(scenario, m["ref"]))
+        missing = project_or_404(m["ref"])
+        if missing is not None:
+            return missing
+        body = _project_body(scenario, m["ref"])
+        with state.lock:
+            if state.status is not None:
+                body["status"] = state.status
+        return Response(200, body)
+
+    def start_restore(kind: str, target: Any) -> Response:
+        with state.lock:
+            if state.status == "RESTORING":
+                return Response(400, {"message": "A restore is already in progress for this project."})
+            state.status = "RESTORING"
+            fail = state.fail_next_restore
+            state.fail_next_restore = False
+            state.restores.append({"kind": kind, "target": target, "at": time.time()})
+        thread = threading.Thread(target=_restore, args=(state, restorer, world, fail), name="sim-restore",
+                                  daemon=True)
+        thread.start()
+        return Response(201, None, content_type="application/json")
+
+    @sim.route("POST", f"/v1/projects/{_REF_RE}/database/backups/restore")
+    def restore(req: Request, m: re.Match[str]) -> Response:
+        missing = project_or_404(m["ref"])
+        if missing is not None:
+            return missing
+        body = body_of(req)
+        if isinstance(body, Response):
+            return body
+        ident = body.get("id")
+        if isinstance(ident, bool) or not isinstance(ident, int):
+            return Response(400, {"message": "id must be an integer"})
+        known = {b["id"]: b for b in plan.body()["backups"]}
+        if ident not in known:
+            return Response(404, {"message": f"Backup {ident} not found"})
+        if known[ident]["status"] != "COMPLETED":
+            return Response(400, {"message": f"Backup {ident} is {known[ident]['status']} and cannot be restored"})
+        return start_restore("backup", ident)
+
+    @sim.route("POST", f"/v1/projects/{_REF_RE}/database/backups/restore-pitr")
+    def restore_pitr(req: Request, m: re.Match[str]) -> Response:
+        missing = project_or_404(m["ref"])
+        if missing is not None:
+            return missing
+        body = body_of(req)
+        if isinstance(body, Response):
+            return body
+        data = plan.body()
+        if not data["pitr_enabled"]:
+            return Response(400, {"message": "PITR is not enabled for this project."})
+        target = body.get("recovery_time_target_unix")
+        if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+            return Response(400, {"message": "recovery_time_target_unix must be a non-negative integer"})
+        window = data["physical_backup_data"]
+        if not window["earliest_physical_backup_date_unix"] <= target <= window["latest_physical_backup_date_unix"]:
+            return Response(400, {"message": "recovery_time_target_unix is outside the available PITR range"})
+        return start_restore("pitr", target)
+
+    @sim.route("POST", f"/v1/projects/{_REF_RE}/database/backups/restore-point")
+    def create_restore_point(req: Request, m: re.Match[str]) -> Response:
+        missing = project_or_404(m["ref"])
+        if missing is not None:
+            return missing
+        body = body_of(req)
+        if isinstance(body, Response):
+            return body
+        name = body.get("name")
+        if not isinstance(name, str) or not name or len(name) > 20:
+            return Response(400, {"message": "name must be a string of 1 to 20 characters"})
+        if not plan.body()["pitr_enabled"]:
+            return Response(400, {"message": "Restore points are unavailable for this project's plan"})
+        point = {"name": name, "status": "PENDING", "completed_on": None, "created": time.time()}
+        with state.lock:
+            state.restore_points[name] = point
+        return Response(201, _point_body(point))
+
+    @sim.route("GET", f"/v1/projects/{_REF_RE}/database/backups/restore-point")
+    def get_restore_point(req: Request, m: re.Match[str]) -> Response:
+        missing = project_or_404(m["ref"])
+        if missing is not None:
+            return missing
+        name = req.q("name")
+        with state.lock:
+            newest = next(iter(reversed(state.restore_points.values())), None)
+            point = state.restore_points.get(name) if name else newest
+        if point is None:
+            return Response(404, {"message": "Restore point not found"})
+        return Response(200, _point_body(point))
 
     @sim.route("GET", f"/v1/projects/{_REF_RE}/health")
     def health(req: Request, m: re.Match[str]) -> Response:
@@ -154,6 +292,35 @@ def build_management(faults: FaultPlan, scenario: str, secrets: DemoSecrets) -> 
         return project_or_404(m["ref"]) or Response(200, plan.body())
 
     return sim
+
+
+def _point_body(point: dict[str, Any]) -> dict[str, Any]:
+    """V1RestorePointResponse; a point is AVAILABLE a moment after it was asked for."""
+    if point["status"] == "PENDING" and time.time() - point["created"] >= RESTORE_POINT_READY_S:
+        point["status"] = "AVAILABLE"
+        point["completed_on"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return {"name": point["name"], "status": point["status"], "completed_on": point["completed_on"]}
+
+
+def _restore(state: ProjectState, restorer: Restorer | None, world: Any, fail: bool) -> None:
+    """The restore itself: the database goes away, comes back as the backup holds it, status follows."""
+    started = time.monotonic()
+    failed = fail
+    if restorer is not None:
+        try:
+            restorer.begin_restore()
+        except Exception:  # the demo database could not be restored: as Supabase would say
+            failed = True
+    state.stopping.wait(max(0.0, state.restore_s - (time.monotonic() - started)))
+    if restorer is not None:
+        try:
+            restorer.end_restore(failed=failed)
+        except Exception:
+            failed = True
+    with state.lock:
+        state.status = "RESTORE_FAILED" if failed else None  # None: back to the scenario's ACTIVE_HEALTHY
+    if not failed and world is not None and world.has("data-corruption"):
+        world.resolve("data-corruption")
 
 
 # -- Project host: API keys -----------------------------------------------------------------

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from textual.app import ComposeResult
 
 from opsconsole.domain.models import CheckResult
-from opsconsole.services import DetailRows, Services
 from opsconsole.ui.format import Freshness
 from opsconsole.ui.panes.base import Pane
 from opsconsole.ui.widgets.status import LatencyLine
@@ -86,21 +85,27 @@ class DlqPane(Pane):
 
 class DeployPane(Pane):
     TAB_ID = "deploy"
-    CHECK_IDS = ("vercel.deployment",)
+    CHECK_IDS = ("vercel.deployment", "db.migrations")
     DETAIL_TITLE = "Recent deployments"
     DETAIL_INTERVAL_S = 15.0
 
     def compose_detail(self) -> ComposeResult:
-        # The deployments are one widget, so the tab can hold more views (e.g. migrations) beside it.
+        # Separate widgets, one per view: the deployments (polled here) and the migrations (polls itself).
         from opsconsole.ui.widgets.deploys import DeploymentsView
+        from opsconsole.ui.widgets.migrations import MigrationsView
 
         yield DeploymentsView(id="deployments")
+        yield MigrationsView(id="migrations")
 
     def set_active(self, active: bool) -> None:
         super().set_active(active)
+        from opsconsole.ui.widgets.migrations import MigrationsView
+
+        for view in self.query(MigrationsView):
+            view.set_active(active)
         if active:  # R, P, u and l act on the deployments at once
             for table in self.query("#deploy-table"):  # absent while the pane is still mounting
-                table.focus()
+                self.focus_inside(table)
 
     async def _load_detail(self) -> None:
         from opsconsole.ui.widgets.deploys import DeploymentsView
@@ -125,8 +130,22 @@ class BackupsPane(Pane):
     DETAIL_TITLE = "Backups"
     DETAIL_INTERVAL_S = 60.0
 
-    async def load_detail(self, services: Services) -> DetailRows:
-        return await services.backups()
+    def compose_detail(self) -> ComposeResult:
+        from opsconsole.ui.widgets.restore import RestoreView  # backups, PITR, the restore in progress
+
+        yield RestoreView(id="restore-view")
+
+    def set_active(self, active: bool) -> None:
+        super().set_active(active)
+        if active:  # R / T act on the backup list at once
+            for table in self.query("#backups-table"):
+                table.focus()
+
+    async def _load_detail(self) -> None:
+        from opsconsole.ui.widgets.restore import RestoreView
+
+        self.detail_fetches += 1
+        self.query_one(RestoreView).reload()
 
 
 # (tab id, label, pane class) in tab order; number keys 1..6 follow this order.
