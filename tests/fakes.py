@@ -6,7 +6,7 @@ Adapters themselves are never tested with these: they run against the demo simul
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from opsconsole.domain.db import ActivitySnapshot, Backend
 from opsconsole.domain.dlq import CountEstimate, DlqMessage, Page
 from opsconsole.domain.models import CheckResult, Status
+from opsconsole.domain.n8n import CredentialRef, Execution, ExecutionError, ExecutionFilter, ExecutionPage
 from opsconsole.domain.ports import Adapter, Check
 from opsconsole.services import CHECK_CATALOG, DetailRows, Services
 from opsconsole.settings import ChecksSettings, EnvironmentSettings, Settings
@@ -77,6 +78,13 @@ INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
         "sessions": [{"pid": 4242, "user": "service_worker", "duration_s": 842.0,
                       "query": "select * from campaign_queue [/x]"}]}),
     "n8n.executions": (Status.FAIL, "23 failed executions in the last hour; newest: Supabase: JWT expired", {}),
+    "n8n.credentials": (Status.FAIL, "Supabase prod (service role) · supabaseApi fails n8n's own test: "
+                        "Authorization failed - please check your credentials (401: JWT expired) (3 ok)", {
+                            "credentials": [
+                                {"credential": "Supabase prod (service role)", "type": "supabaseApi",
+                                 "status": "fail", "message": "Authorization failed [/x]", "used_by": "Supabase → CRM"},
+                                {"credential": "Campaign DB", "type": "postgres", "status": "ok",
+                                 "message": "Connection successful!", "used_by": "Twilio status sync"}]}),
     "twilio.alerts": (Status.FAIL, "41 error alerts in the last hour: 30008 ×29, 11200 ×7, 11217 ×5", {}),
     "dlq.depth": (Status.FAIL, "2,911 waiting · 214 in the last 15 min", {"waiting": 2911, "last_15m": 214}),
     "backups.latest": (Status.WARN, "newest completed backup 40h ago; PITR off", {}),
@@ -137,6 +145,33 @@ class FakeServices(Services):
             backend(4244, "service_worker", "campaign-worker", "active", 300.0, "Lock:transactionid",
                     "update campaign_queue set status = 'sent' where id = 7", blocked_by=(4243,)),
         ))
+
+    async def n8n_failed_page(self, start: Any = None, size: int = 50, flt: ExecutionFilter | None = None,
+                              ) -> ExecutionPage:
+        rows = tuple(Execution(str(5230 - i), wf, status, mode, NOW - timedelta(minutes=2 * i + 1),
+                               NOW - timedelta(minutes=2 * i + 1) + timedelta(milliseconds=640), retry_of,
+                               retried)
+                     for i, (wf, status, mode, retry_of, retried) in enumerate((
+                         ("1001", "error", "trigger", None, None), ("1001", "error", "retry", "5226", None),
+                         ("1002", "crashed", "trigger", None, "5231"), ("1001", "error", "trigger", None, None),
+                         ("1001", "error", "trigger", None, None), ("1002", "error", "trigger", None, None))))
+        return ExecutionPage(rows=rows, names={"1001": "Supabase → CRM sync", "1002": "Twilio status sync"},
+                             fetched_at=NOW, latency_ms=38.0, requests=4, scanned=len(rows),
+                             next=None)
+
+    async def n8n_errors(self, execution_ids: Sequence[str]) -> AsyncIterator[ExecutionError]:
+        supabase = CredentialRef("sbProdSvcRole7Kq", "Supabase prod (service role)", "supabaseApi")
+        for ident in execution_ids:
+            if ident == "5228":
+                yield ExecutionError(ident, node="Update campaign_queue", message="Worker crashed: out of memory")
+            elif ident == "5226":
+                yield ExecutionError(ident, node="Upsert contacts (CRM)", message="CRM [bold]503[/] \x1b[31m: the "
+                                     "service was not able to process your request")
+            elif ident == "5225":
+                yield ExecutionError(ident, node="List message statuses", message="The connection timed out")
+            else:
+                yield ExecutionError(ident, node="Fetch changed contacts (Supabase)",
+                                     message="Supabase: JWT expired / 401 from REST", credentials=(supabase,))
 
     async def backups(self) -> DetailRows:
         rows = [{"id": 901, "status": "FAILED", "taken": "2026-11-26 11:12 UTC", "age": "16h00m"},

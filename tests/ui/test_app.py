@@ -6,6 +6,7 @@ import pytest
 from textual.widgets import TabbedContent
 
 from opsconsole.domain.models import Status
+from opsconsole.services import CHECK_IDS
 from opsconsole.ui.app import EnvHeader, OpsApp
 from opsconsole.ui.help import HelpScreen
 from opsconsole.ui.panes.base import Pane
@@ -84,7 +85,7 @@ async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert len(services.board.results) == 13
+        assert len(services.board.results) == len(CHECK_IDS)
         await pilot.press("p")
         await pilot.pause()
         assert app.paused and "PAUSED" in _text(app.query_one(EnvHeader))
@@ -103,19 +104,19 @@ async def test_pause_stops_polling_and_refresh_runs_checks() -> None:
 async def test_keys_stay_instant_while_every_check_hangs() -> None:
     # The hang must outlast the test: with the default 2 s check timeout the runner gives up on
     # the hung checks after 3 s, and six Pilot key presses (each waits for the screen to go idle)
-    # took 2.1-3.4 s on a loaded 2-core machine, so the checks were no longer in flight (0 == 13).
+    # took 2.1-3.4 s on a loaded 2-core machine, so the checks were no longer in flight (0 == len(CHECK_IDS)).
     services = fake_services(prefill=False, hang=True, timeout_s=3600)
     app = OpsApp(services, live=True)
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(100):  # wait until every check is running (and hanging)
             await pilot.pause(0.05)
-            if len(app.checks_in_flight) == 13:
+            if len(app.checks_in_flight) == len(CHECK_IDS):
                 break
-        assert len(app.checks_in_flight) == 13
+        assert len(app.checks_in_flight) == len(CHECK_IDS)
         for key, tab in zip("234561", ["database", "n8n", "dlq", "deploy", "backups", "api"], strict=True):
             await pilot.press(key)
             assert app.query_one(TabbedContent).active == f"tab-{tab}"
-        assert len(app.checks_in_flight) == 13  # still hanging, yet every key was handled
+        assert len(app.checks_in_flight) == len(CHECK_IDS)  # still hanging, yet every key was handled
         # a second refresh does not pile more requests onto the hung services
         calls = sum(c.calls for c in services.adapters[0].checks())  # type: ignore[attr-defined]
         await pilot.press("r")
@@ -129,7 +130,7 @@ async def test_a_hung_check_fails_at_its_deadline_and_is_started_again() -> None
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(100):  # the deadline is timeout_s + 1 s
             await pilot.pause(0.05)
-            if len(services.board.results) == 13:
+            if len(services.board.results) == len(CHECK_IDS):
                 break
         result = services.board.results["api.health"]
         assert result.status is Status.FAIL and "no answer within 1.2 s" in result.summary
@@ -157,7 +158,7 @@ async def test_a_crashing_check_is_unknown_and_the_others_still_report() -> None
         assert app.is_running
         crashed = services.board.results["api.health"]
         assert crashed.status is Status.UNKNOWN and "adapter bug [/x]" in crashed.summary
-        assert len(services.board.results) == 13
+        assert len(services.board.results) == len(CHECK_IDS)
 
 
 async def test_unknown_theme_falls_back_and_user_theme_loads(tmp_path: pytest.TempPathFactory) -> None:

@@ -114,7 +114,7 @@ class DemoEnvironment:
             "supabase-status": lambda: statuspage.build(self.faults, self.scenario, page="supabase"),
             "supabase-mgmt": lambda: supabase.build_management(self.faults, self.scenario, self.secrets),
             "supabase-project": lambda: supabase.build_project(self.faults, self.scenario, self.secrets),
-            "n8n": lambda: n8n.build(self.faults, self.scenario, self.secrets),
+            "n8n": lambda: n8n.build(self.faults, self.scenario, self.secrets, world=self.world),
             "twilio": lambda: twilio.build(self.faults, self.scenario, self.secrets),
         }
         for name, build in builders.items():
