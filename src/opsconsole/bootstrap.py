@@ -83,6 +83,8 @@ def build_kernel(services: Services) -> ActionKernel:
     from opsconsole.actions.dlq import dlq_actions
     from opsconsole.actions.kernel import ActionKernel
     from opsconsole.actions.locks import OperatorLocks
+    from opsconsole.actions.n8n import n8n_actions
+    from opsconsole.adapters.n8n import N8nAdapter
     from opsconsole.audit import Journal, Operator
 
     settings = services.settings
@@ -92,6 +94,13 @@ def build_kernel(services: Services) -> ActionKernel:
     for action in database_actions(settings):
         kernel.register(action)
     for action in dlq_actions(settings, services.dlq_store):
+        kernel.register(action)
+
+    def n8n_adapter() -> N8nAdapter | None:  # the checks' adapter, built lazily after the first frame
+        found = services.get_adapter("n8n")
+        return found if isinstance(found, N8nAdapter) else None
+
+    for action in n8n_actions(settings, n8n_adapter, journal=kernel.journal):
         kernel.register(action)
     return kernel
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from opsconsole.actions.database import CancelBackends, TerminateBackends
 from opsconsole.actions.dlq import DiscardMessages, FixPayload, RequeueMessages, UndoDiscard
 from opsconsole.actions.model import RiskTier
+from opsconsole.actions.n8n import RetryExecutions
 from opsconsole.actions.params import ParamRule, ParamSpec
 
 
@@ -44,6 +45,7 @@ KNOWN_ACTIONS: tuple[ActionInfo, ...] = tuple(ActionInfo.of(cls) for cls in (
     DiscardMessages,
     UndoDiscard,
     FixPayload,
+    RetryExecutions,
 ))
 
 

@@ -186,6 +186,11 @@ def _progress_printer(stderr: TextIO) -> Any:
     last = [0.0]
 
     def report(progress: Any) -> None:
+        line = getattr(progress, "line", None)
+        if isinstance(line, str):  # an action that narrates each step (n8n.retry): every line matters
+            stderr.write(f"  {line}\n")
+            stderr.flush()
+            return
         now = time.monotonic()
         if now - last[0] < 1.0:
             return
