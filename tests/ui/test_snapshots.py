@@ -12,7 +12,13 @@ from tests.fakes import fake_services
 
 @pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"])
 def test_tab_snapshot(snap_compare: Any, key: str) -> None:
-    assert snap_compare(OpsApp(fake_services(), live=False), press=[key], terminal_size=(100, 30))
+    async def show(pilot: Any) -> None:  # a tab's detail view loads in a worker: wait for it, not for luck
+        await pilot.press(key)
+        for _ in range(3):
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+
+    assert snap_compare(OpsApp(fake_services(), live=False), run_before=show, terminal_size=(100, 30))
 
 
 def test_main_screen_80x24(snap_compare: Any) -> None:

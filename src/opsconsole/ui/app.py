@@ -254,9 +254,16 @@ class OpsApp(App[None]):
         self.push_screen(HelpScreen(entries, f"{tab} tab"))
 
     def start_action(self, action_id: str, start_key: str) -> None:
-        """From the palette: show the Database tab and run the action on its selection."""
+        """From the palette: show the action's tab and run it on that tab's selection."""
         from opsconsole.ui.widgets.activity import ActivityView
 
+        if action_id.startswith("n8n."):
+            from opsconsole.ui.widgets.n8n import ExecutionsView
+
+            self.action_show_tab("n8n")
+            for n8n_view in self.query(ExecutionsView):
+                n8n_view.action_retry()
+            return
         self.action_show_tab("database")
         for view in self.query(ActivityView):
             view.action_act(action_id, start_key)

@@ -29,7 +29,8 @@ class OpsCommands(Provider):
         kernel = app.services.kernel
         # Mutating actions: listed only when allowed (never in read-only mode).
         for action in kernel.visible_actions() if kernel is not None else []:
-            cmds.append((f"{action.title} (Database tab, key {action.start_key})",
+            tab = "n8n" if action.id.startswith("n8n.") else "Database"
+            cmds.append((f"{action.title} ({tab} tab, key {action.start_key})",
                          f"{action.description} [{action.tier.value}]",
                          partial(app.start_action, action.id, action.start_key)))
         return cmds
