@@ -253,6 +253,7 @@ async def test_failed_page_pages_through_more_than_250_failures_newest_first(n8n
     adapter = N8nAdapter(n8n_settings(n8n_incident.base))
     seen: list[str] = []
     positions = []
+    costs: list[int] = []
     try:
         page = await adapter.failed_page(None, 50)
         assert page.problem is None and len(page.rows) == 50
@@ -264,13 +265,18 @@ async def test_failed_page_pages_through_more_than_250_failures_newest_first(n8n
             if page.next is None:
                 break
             positions.append(page.next)
+            live = sum(1 for stream in page.next.streams if not stream.done)
             page = await adapter.failed_page(page.next, 50)
             assert page.problem is None
+            assert page.requests <= live  # finished streams are not read again
+            costs.append(page.requests)
         again = await adapter.failed_page(positions[3], 50)  # a page start is stable: the same rows again
         assert [r.id for r in again.rows] == seen[200:250]
     finally:
         await adapter.aclose()
     assert seen == expected  # every failure exactly once, in n8n's order (id, newest first)
+    # past the first page, a page costs one request: streams whose next failure is older are not read
+    assert sum(1 for c in costs if c == 1) >= len(costs) - 2, costs
     assert set(injected) <= set(seen)
 
 

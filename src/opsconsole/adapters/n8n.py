@@ -241,8 +241,19 @@ class _Stream:
             self.index += 1
         return None
 
-    def position(self) -> StreamPos:
-        return replace(self.pos, skip=self.index)
+    def position(self, keep: Callable[[Execution], bool]) -> StreamPos:
+        """Where the next page goes on: the same place when this page never read the stream; past a
+        fully read server page straight to its successor; done when nothing is left (never read
+        again); else with the id of its next execution, so the next page reads the stream only if it
+        reaches that id (a stream of old failures is not read again page after page)."""
+        if not self.loaded:
+            return self.pos
+        head = self.head(keep)
+        if head is None:
+            if self.next_cursor:
+                return replace(self.pos, cursor=self.next_cursor, skip=0, head=None)
+            return replace(self.pos, skip=self.index, done=True, head=None)
+        return replace(self.pos, skip=self.index, head=head.id)
 
 
 class N8nAdapter:
@@ -485,6 +496,9 @@ class N8nAdapter:
 
         async def load(stream: _Stream) -> HttpOutcome | None:
             nonlocal requests
+            if stream.pos.done:
+                stream.items, stream.index, stream.next_cursor, stream.loaded = [], 0, None, True
+                return None
             params = {"status": stream.pos.status, "limit": str(size)}
             if stream.pos.workflow_id is not None:
                 params["workflowId"] = stream.pos.workflow_id
@@ -514,42 +528,56 @@ class N8nAdapter:
                                  latency_ms=(time.perf_counter() - started) * 1000,
                                  problem=outcome.problem or "n8n request failed")
 
+        def lazy(stream: _Stream) -> bool:
+            """Known from the previous page to start with `pos.head`: read only if the page reaches it."""
+            return not stream.loaded and stream.pos.head is not None
+
+        def head_key(stream: _Stream) -> tuple[int, int, str] | None:
+            if lazy(stream):
+                return id_key(stream.pos.head or "")
+            ex = stream.head(keep)
+            return id_key(ex.id) if ex is not None else None
+
+        for s in streams:
+            if s.pos.done:
+                s.loaded = True  # nothing left: never read again
         try:
-            problems = await asyncio.gather(*(load(s) for s in streams))
+            problems = await asyncio.gather(*(load(s) for s in streams if not s.loaded and not lazy(s)))
             for problem in problems:
                 if problem is not None:
                     return failed(problem)
             rows: list[Execution] = []
             seen: set[str] = set()
             note = ""
-            scanned_pages = len(streams)
+            scanned_pages = requests
             while len(rows) < size:
-                refill = [s for s in streams if s.head(keep) is None and s.next_cursor]
-                if refill:
+                refill = [s for s in streams if s.loaded and s.head(keep) is None and s.next_cursor]
+                keyed = [(k, s) for s in streams if (k := head_key(s)) is not None]
+                best = max(keyed, key=lambda pair: pair[0])[1] if keyed else None
+                wanted = refill or ([best] if best is not None and lazy(best) else [])
+                if wanted:
                     if scanned_pages >= SCAN_PAGES + len(streams) or time.monotonic() > deadline - 0.2:
                         note = (f"stopped after reading {scanned_pages} pages from n8n (time or page limit); "
                                 "] continues from here")
                         break
                     for s in refill:
                         s.pos = StreamPos(s.pos.status, s.pos.workflow_id, s.next_cursor, 0)
-                    scanned_pages += len(refill)
-                    problems = await asyncio.gather(*(load(s) for s in refill))
+                    scanned_pages += len(wanted)
+                    problems = await asyncio.gather(*(load(s) for s in wanted))
                     for problem in problems:
                         if problem is not None:
                             return failed(problem)
                     continue
-                heads = [(s, s.head(keep)) for s in streams]
-                live = [(s, h) for s, h in heads if h is not None]
-                if not live:
+                if best is None:
                     break
-                stream, ex = max(live, key=lambda pair: id_key(pair[1].id))  # type: ignore[union-attr]
-                stream.index += 1
+                ex = best.head(keep)
+                best.index += 1
                 assert ex is not None
                 if ex.id not in seen:
                     seen.add(ex.id)
                     rows.append(ex)
-            more = any(s.head(keep) is not None or s.next_cursor for s in streams)
-            nxt = PagePosition(tuple(s.position() for s in streams)) if more else None
+            more = any(lazy(s) or s.head(keep) is not None or s.next_cursor for s in streams)
+            nxt = PagePosition(tuple(s.position(keep) for s in streams)) if more else None
             names = await self.workflow_names(deadline)
         except SecretError as exc:
             return ExecutionPage(start=start, fetched_at=utcnow(), problem=self.key_problem(exc))

@@ -128,6 +128,8 @@ class StreamPos:
     workflow_id: str | None
     cursor: str | None = None
     skip: int = 0
+    done: bool = False  # nothing left in this stream: not read again
+    head: str | None = None  # the id of its next execution, when known: read only when a page reaches it
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import random
 import threading
@@ -293,6 +294,8 @@ class _Instance:
     world: DemoWorld | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     executions: dict[int, _Execution] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)  # ids ascending (n8n numbers executions as they start)
+    pending: set[int] = field(default_factory=set)  # retries whose end is not yet reflected on the original
     next_id: int = 5200
     generated_until: datetime | None = None  # start of the next minute to generate
     oneoffs_done: set[str] = field(default_factory=set)
@@ -393,6 +396,9 @@ class _Instance:
         ex = _Execution(self.next_id, wf, mode, status, start, stop, cause=cause, retry_of=retry_of, error=error,
                         items=items, settled=settled)
         self.executions[ex.id] = ex
+        self.order.append(ex.id)
+        if not settled:
+            self.pending.add(ex.id)
         self.next_id += 1
         return ex
 
@@ -407,9 +413,11 @@ class _Instance:
 
     def _settle(self, t: datetime) -> None:
         """Finished retries mark what they retried (n8n's `retrySuccessId`)."""
-        for ex in self.executions.values():
-            if ex.settled or (ex.stopped_at is not None and t < ex.stopped_at):
+        for ident in sorted(self.pending):
+            ex = self.executions[ident]
+            if ex.stopped_at is not None and t < ex.stopped_at:
                 continue
+            self.pending.discard(ident)
             ex.settled = True
             if ex.final_status == "success" and ex.retry_of is not None:
                 original = self.executions.get(int(ex.retry_of))
@@ -419,10 +427,15 @@ class _Instance:
     def unresolved(self, t: datetime) -> list[_Execution]:
         """Failures of the watched workflows in the last hour whose retry family never succeeded."""
         since = t - timedelta(hours=1)
-        families = RetryFamilies(e.as_domain(t) for e in self.executions.values())
-        return [e for e in self.executions.values()
-                if e.workflow.id in N8N_WORKFLOWS and e.started_at >= since
-                and e.status_at(t) in ("error", "crashed") and not families.resolved(str(e.id))]
+        recent = []
+        for ident in reversed(self.order):  # newest first, until the hour is over
+            ex = self.executions[ident]
+            if ex.started_at < since:
+                break
+            recent.append(ex)
+        families = RetryFamilies(e.as_domain(t) for e in recent)
+        return [e for e in recent if e.workflow.id in N8N_WORKFLOWS and e.status_at(t) in ("error", "crashed")
+                and not families.resolved(str(e.id))]
 
     def check_resolved(self, t: datetime) -> bool:
         """True when, just now, nothing is broken any more and every recent failure was retried
@@ -436,7 +449,7 @@ class _Instance:
 
     def inject(self, kind: str, count: int, wf: _Workflow, seconds: float, t: datetime) -> list[_Execution]:
         """Executions added now, in id order and in time order (as n8n numbers them)."""
-        last = max((e.started_at for e in self.executions.values()), default=t - timedelta(minutes=1))
+        last = self.executions[self.order[-1]].started_at if self.order else t - timedelta(minutes=1)
         last = min(last, t)
         out: list[_Execution] = []
         for i in range(count):
@@ -636,16 +649,17 @@ def build(faults: FaultPlan, scenario: str, secrets: DemoSecrets, *, world: Demo
         with inst.lock:
             t = now()
             inst.advance(t)
-            rows = sorted(inst.executions.values(), key=lambda e: e.id, reverse=True)
-            if status is not None:
-                rows = [e for e in rows if e.status_at(t) == status]
-            if workflow_id:
-                rows = [e for e in rows if e.workflow.id == workflow_id]
-            if cursor is not None:
-                last = int(cursor["lastId"])
-                rows = [e for e in rows if e.id < last]
-            page = rows[:limit]
-            more = len(rows) > limit
+            end = bisect.bisect_left(inst.order, int(cursor["lastId"])) if cursor is not None else len(inst.order)
+            page: list[_Execution] = []
+            more = False
+            for index in range(end - 1, -1, -1):  # newest first, below the cursor
+                e = inst.executions[inst.order[index]]
+                if (status is not None and e.status_at(t) != status) or (workflow_id and e.workflow.id != workflow_id):
+                    continue
+                if len(page) == limit:
+                    more = True
+                    break
+                page.append(e)
             data = [e.full(t) if include else e.summary(t) for e in page]
             done = inst.check_resolved(t)
         resolve_if_done(done)

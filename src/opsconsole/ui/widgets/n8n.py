@@ -24,6 +24,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from opsconsole.domain.n8n import (
@@ -48,7 +49,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("sel", ""), ("id", "id"), ("started", "started"), ("workflow", "workflow"), ("status", "status"),
     ("error", "error"), ("node", "node"), ("took", "took"), ("mode", "mode"))
 LOADING = "…"
-GROWING = ("error", "node")
+# Columns whose text arrives after the row get a fixed width: a width change re-lays out the screen.
+FIXED_WIDTH = {"error": 60, "node": 30}
+ERRORS_BATCH_S = 0.15  # errors arriving within this long are drawn in one update
 
 
 def _started(moment: datetime, now: datetime) -> str:
@@ -262,6 +265,8 @@ class ExecutionsView(Vertical):
         self.cell_updates = 0  # cells changed in place (rows are never cleared and re-added)
         self._shown: dict[str, tuple[str, ...]] = {}
         self._families = RetryFamilies()
+        self._arrived: list[str] = []  # errors read but not drawn yet
+        self._flush_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Content("Failed executions"), classes="n8n-title", id="n8n-title")
@@ -271,7 +276,7 @@ class ExecutionsView(Vertical):
                                 "(Enter applies, Esc closes)", id="n8n-filter")
         table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="n8n-table")
         for key, label in COLUMNS:
-            table.add_column(Text(label), key=key)
+            table.add_column(Text(label), key=key, width=FIXED_WIDTH.get(key))
         yield table
 
     @property
@@ -303,9 +308,27 @@ class ExecutionsView(Vertical):
             self.run_worker(self._load_errors(missing), group="n8n-errors", exclusive=True, exit_on_error=False)
 
     async def _load_errors(self, ids: list[str]) -> None:
-        async for error in self.services.n8n_errors(ids):
-            self.errors[error.execution_id] = error
-            self._update_row(error.execution_id)
+        """Each row's node and error as n8n answers, drawn in small batches (one repaint per batch,
+        at most `ERRORS_BATCH_S` after the first of them arrived)."""
+        try:
+            async for error in self.services.n8n_errors(ids):
+                self.errors[error.execution_id] = error
+                self._arrived.append(error.execution_id)
+                if self._flush_timer is None:
+                    self._flush_timer = self.set_timer(ERRORS_BATCH_S, self._flush_errors)
+        finally:
+            self._flush_errors()
+
+    def _flush_errors(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        arrived, self._arrived = self._arrived, []
+        if not arrived or not self.is_attached:
+            return
+        with self.app.batch_update():
+            for ident in arrived:
+                self._update_row(ident)
 
     def _cells(self, ex: Execution, now: datetime) -> tuple[str, ...]:
         names = self.page.names if self.page else {}
@@ -347,8 +370,8 @@ class ExecutionsView(Vertical):
 
     def _patch(self, table: DataTable[Text], key: str, old: tuple[str, ...], cells: tuple[str, ...]) -> None:
         for (column, _label), before, after in zip(COLUMNS, old, cells, strict=True):
-            if before != after:  # node and error arrive after the row: let those columns grow
-                table.update_cell(key, column, Text(after), update_width=column in GROWING)
+            if before != after:
+                table.update_cell(key, column, Text(after))
                 self.cell_updates += 1
 
     def _update_row(self, execution_id: str) -> None:
