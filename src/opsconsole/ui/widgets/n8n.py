@@ -548,8 +548,14 @@ class ExecutionsView(Vertical):
         kernel = self.services.kernel
         if kernel is None:
             return
-        preview: Preview | Refusal = await kernel.prepare("n8n.retry", {"execution": ids,
-                                                                         "load_workflow": self.load_workflow})
+        line = self.query_one("#n8n-selection", Static)
+        noun = "execution" if len(ids) == 1 else f"{len(ids)} executions"
+        line.update(Content(f"reading {noun} and testing their credentials for the retry preview…"))
+        try:
+            preview: Preview | Refusal = await kernel.prepare("n8n.retry", {"execution": ids,
+                                                                             "load_workflow": self.load_workflow})
+        finally:
+            line.update(Content(self.selection_text()))
         if isinstance(preview, Refusal):
             self.app.notify(preview.message, title="Refused", severity="error", markup=False, timeout=15)
             return
