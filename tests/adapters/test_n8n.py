@@ -351,6 +351,14 @@ async def test_hostile_and_1_mb_error_messages_are_bounded_and_defused(n8n_incid
     assert len(full.error.message) == 20_000 and full.error.first_line.startswith("Supabase: unexpected response")
     row = rows[huge_id]  # a list row reads at most 2 MB: the execution (twice 1 MB of error) is over
     assert not row.message and row.problem and "MB" in row.problem and "open it in n8n" in row.problem
+    reads = sum(1 for m, p in n8n_incident.sim.requests if p == f"/api/v1/executions/{huge_id}")
+    adapter = N8nAdapter(n8n_settings(n8n_incident.base))
+    try:
+        again = [e async for e in adapter.errors([huge_id])] + [e async for e in adapter.errors([huge_id])]
+    finally:
+        await adapter.aclose()
+    assert [e.problem for e in again] == [row.problem] * 2  # too large once is too large for good: read once
+    assert sum(1 for m, p in n8n_incident.sim.requests if p == f"/api/v1/executions/{huge_id}") == reads + 1
     for text in (bad.error.message, rows[hostile[0]].message, bad.error.first_line):
         assert "\x1b" not in text and "␛[2J" in text and "[red]x[/]" in text
 

@@ -188,6 +188,7 @@ class Inspected:
     execution: Execution | None
     error: ExecutionError
     http_status: int | None = None
+    too_large: bool = False
 
     @property
     def found(self) -> bool:
@@ -409,7 +410,8 @@ class N8nAdapter:
                 problem += " (the execution's run data is larger than the console reads; open it in n8n)"
             if outcome.status_code == 404:
                 problem = f"execution {ident} not found in n8n (deleted, pruned, or not visible to this API key)"
-            return Inspected(None, ExecutionError(ident, problem=problem), outcome.status_code)
+            return Inspected(None, ExecutionError(ident, problem=problem), outcome.status_code,
+                             too_large=outcome.kind == "too_large")
         data = _mapping(outcome.data)
         ex = parse_execution(data)
         error = parse_error(ident, data, message_chars=message_chars)
@@ -450,7 +452,8 @@ class N8nAdapter:
             async with limit:
                 found = await self.inspect(ident, timeout_s=timeout_s, max_bytes=ROW_MAX_BYTES,
                                            message_chars=ROW_MESSAGE_CHARS)
-            if found.execution is not None and found.execution.status in FINISHED_STATUSES:
+            finished = found.execution is not None and found.execution.status in FINISHED_STATUSES
+            if finished or found.too_large:  # neither changes: never read again (a 2 MB read each poll)
                 self._remember(found.error)
             return found.error
 
@@ -467,9 +470,6 @@ class N8nAdapter:
         self._errors.move_to_end(error.execution_id)
         while len(self._errors) > ERROR_CACHE:
             self._errors.popitem(last=False)
-
-    def cached_error(self, execution_id: str) -> ExecutionError | None:
-        return self._errors.get(execution_id)
 
     async def failed_page(self, start: PagePosition | None, size: int, *,
                           timeout_s: float | None = None) -> ExecutionPage:
