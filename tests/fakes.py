@@ -6,7 +6,7 @@ Adapters themselves are never tested with these: they run against the demo simul
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from opsconsole.domain.db import ActivitySnapshot, Backend
 from opsconsole.domain.deploys import Deployment
 from opsconsole.domain.dlq import CountEstimate, DlqMessage, Page
 from opsconsole.domain.models import CheckResult, Status
+from opsconsole.domain.n8n import CredentialRef, Execution, ExecutionError, ExecutionFilter, ExecutionPage
 from opsconsole.domain.ports import Adapter, Check
 from opsconsole.services import CHECK_CATALOG, DeployListing, DetailRows, Services
 from opsconsole.settings import ChecksSettings, EnvironmentSettings, Settings
@@ -80,6 +81,13 @@ INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
     "db.migrations": (Status.WARN, "destructive migration 40m ago: 20261127023209 contacts_opt_out_reason_and_e164: "
                       "renames column public.contacts.phone to phone_e164 — V reverts it (dry run first)", {}),
     "n8n.executions": (Status.FAIL, "23 failed executions in the last hour; newest: Supabase: JWT expired", {}),
+    "n8n.credentials": (Status.FAIL, "Supabase prod (service role) · supabaseApi fails n8n's own test: "
+                        "Authorization failed - please check your credentials (401: JWT expired) (3 ok)", {
+                            "credentials": [
+                                {"credential": "Supabase prod (service role)", "type": "supabaseApi",
+                                 "status": "fail", "message": "Authorization failed [/x]", "used_by": "Supabase → CRM"},
+                                {"credential": "Campaign DB", "type": "postgres", "status": "ok",
+                                 "message": "Connection successful!", "used_by": "Twilio status sync"}]}),
     "twilio.alerts": (Status.FAIL, "41 error alerts in the last hour: 30008 ×29, 11200 ×7, 11217 ×5", {}),
     "dlq.depth": (Status.FAIL, "2,911 waiting · 214 in the last 15 min", {"waiting": 2911, "last_15m": 214}),
     "backups.latest": (Status.WARN, "newest completed backup 40h ago; PITR off", {}),
@@ -203,6 +211,33 @@ class FakeServices(Services):
         inv = BackupInventory(region="eu-central-1", walg_enabled=True, pitr_enabled=True, backups=backups,
                               pitr_window=PitrWindow(NOW - timedelta(days=7), NOW - timedelta(minutes=2)))
         return BackupListing(inv, None, Status.OK, 31.0)
+
+    async def n8n_failed_page(self, start: Any = None, size: int = 50, flt: ExecutionFilter | None = None,
+                              ) -> ExecutionPage:
+        rows = tuple(Execution(str(5230 - i), wf, status, mode, NOW - timedelta(minutes=2 * i + 1),
+                               NOW - timedelta(minutes=2 * i + 1) + timedelta(milliseconds=640), retry_of,
+                               retried)
+                     for i, (wf, status, mode, retry_of, retried) in enumerate((
+                         ("1001", "error", "trigger", None, None), ("1001", "error", "retry", "5226", None),
+                         ("1002", "crashed", "trigger", None, "5231"), ("1001", "error", "trigger", None, None),
+                         ("1001", "error", "trigger", None, None), ("1002", "error", "trigger", None, None))))
+        return ExecutionPage(rows=rows, names={"1001": "Supabase → CRM sync", "1002": "Twilio status sync"},
+                             fetched_at=NOW, latency_ms=38.0, requests=4, scanned=len(rows),
+                             next=None)
+
+    async def n8n_errors(self, execution_ids: Sequence[str]) -> AsyncIterator[ExecutionError]:
+        supabase = CredentialRef("sbProdSvcRole7Kq", "Supabase prod (service role)", "supabaseApi")
+        for ident in execution_ids:
+            if ident == "5228":
+                yield ExecutionError(ident, node="Update campaign_queue", message="Worker crashed: out of memory")
+            elif ident == "5226":
+                yield ExecutionError(ident, node="Upsert contacts (CRM)", message="CRM [bold]503[/] \x1b[31m: the "
+                                     "service was not able to process your request")
+            elif ident == "5225":
+                yield ExecutionError(ident, node="List message statuses", message="The connection timed out")
+            else:
+                yield ExecutionError(ident, node="Fetch changed contacts (Supabase)",
+                                     message="Supabase: JWT expired / 401 from REST", credentials=(supabase,))
 
     async def backups(self) -> DetailRows:
         rows = [{"id": 901, "status": "FAILED", "taken": "2026-11-26 11:12 UTC", "age": "16h00m"},

@@ -90,6 +90,8 @@ def build_kernel(services: Services) -> ActionKernel:
     from opsconsole.actions.kernel import ActionKernel
     from opsconsole.actions.locks import OperatorLocks
     from opsconsole.actions.migrations import migration_actions
+    from opsconsole.actions.n8n import n8n_actions
+    from opsconsole.adapters.n8n import N8nAdapter
     from opsconsole.audit import Journal, Operator
 
     settings = services.settings
@@ -106,6 +108,13 @@ def build_kernel(services: Services) -> ActionKernel:
     for action in migration_actions(settings, supabase):
         kernel.register(action)
     for action in backup_actions(settings, supabase, services.restore_state, operator=operator.label):
+        kernel.register(action)
+
+    def n8n_adapter() -> N8nAdapter | None:  # the checks' adapter, built lazily after the first frame
+        found = services.get_adapter("n8n")
+        return found if isinstance(found, N8nAdapter) else None
+
+    for action in n8n_actions(settings, n8n_adapter, journal=kernel.journal):
         kernel.register(action)
     return kernel
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from opsconsole.domain.deploys import Deployment
     from opsconsole.domain.dlq import RelatedAlert
     from opsconsole.domain.migrations import MigrationListing
+    from opsconsole.domain.n8n import ExecutionError, ExecutionFilter, ExecutionPage, PagePosition
 
 # Stable check ids (design.md), with their system and title, in display order.
 CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
@@ -46,11 +47,13 @@ CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
     ("db.long_running", "db", "Long-running queries"),
     ("db.migrations", "db", "Recent migrations"),
     ("n8n.executions", "n8n", "n8n sync executions"),
+    ("n8n.credentials", "n8n", "n8n credentials"),
     ("twilio.alerts", "twilio", "Twilio error alerts"),
     ("dlq.depth", "dlq", "Dead-letter queue"),
     ("backups.latest", "backups", "Latest backup"),
 )
 CHECK_IDS = tuple(c[0] for c in CHECK_CATALOG)
+N8N_SCAN_LIMIT = 500  # executions a filtered page of the n8n tab looks at before it says "] looks further"
 
 # Checks that need the database itself: while a restore runs they say "restore in progress" instead of FAIL.
 NEEDS_DATABASE = frozenset({"supabase.pooler", "db.long_running", "db.migrations", "dlq.depth"})
@@ -506,6 +509,70 @@ class Services:
         newest = found[-1]
         who = newest.operator.user + (f"@{newest.operator.host}" if newest.operator.host else "")
         return who, newest.started_at, newest.attempt, newest.target
+
+    # -- the n8n tab's failed executions -------------------------------------------------------
+    async def n8n_failed_page(self, start: PagePosition | None = None, size: int = 50,
+                              flt: ExecutionFilter | None = None) -> ExecutionPage:
+        """A page of the watched workflows' failed and crashed executions, newest first, from `start`
+        (None: the newest). With a filter, pages are read until `size` match or `N8N_SCAN_LIMIT`
+        executions were looked at; the errors the filter needs are read (and cached) on the way."""
+        from opsconsole.adapters.n8n import N8nAdapter
+        from opsconsole.domain.n8n import ExecutionPage, RetryFamilies
+
+        adapter = self.get_adapter("n8n")
+        if not isinstance(adapter, N8nAdapter):
+            return ExecutionPage(problem="not configured: [n8n]")
+        if flt is None or flt.empty:
+            return await adapter.failed_page(start, size)
+        started = time.perf_counter()
+        rows: list[Any] = []
+        scanned = requests = 0
+        pos = start
+        while True:
+            page = await adapter.failed_page(pos, size)
+            requests += page.requests
+            if page.problem is not None:
+                return page
+            errors = {e.execution_id: e async for e in adapter.errors([r.id for r in page.rows])}
+            families = RetryFamilies(page.rows)
+            rows += [r for r in page.rows if flt.matches(r, page.names.get(r.workflow_id, ""), errors.get(r.id),
+                                                         resolved=families.resolved(r.id))]
+            scanned += len(page.rows)
+            if len(rows) >= size or page.next is None or scanned >= N8N_SCAN_LIMIT:
+                break
+            pos = page.next
+        note = page.note
+        if page.next is not None and len(rows) < size:
+            note = f"looked at {scanned:,} executions for this page; ] looks further"
+        return ExecutionPage(rows=tuple(rows), start=start, next=page.next, names=page.names,
+                             fetched_at=page.fetched_at, latency_ms=(time.perf_counter() - started) * 1000,
+                             requests=requests, scanned=scanned, note=note)
+
+    async def n8n_errors(self, execution_ids: Sequence[str]) -> AsyncIterator[ExecutionError]:
+        """The failing node and error of each execution as it arrives (bounded reads, cached)."""
+        from opsconsole.adapters.n8n import N8nAdapter
+
+        adapter = self.get_adapter("n8n")
+        if not isinstance(adapter, N8nAdapter):
+            return
+        async for error in adapter.errors(execution_ids):
+            yield error
+
+    async def n8n_inspect(self, execution_id: str) -> tuple[ExecutionError, dict[str, Any]]:
+        """One execution's error in full (node, message, description, stack; up to 4 MB read), and
+        facts about it (the execution's summary, the link to it in n8n)."""
+        from opsconsole.adapters.n8n import N8nAdapter
+        from opsconsole.domain.n8n import ExecutionError
+
+        adapter = self.get_adapter("n8n")
+        if not isinstance(adapter, N8nAdapter):
+            return ExecutionError(execution_id, problem="not configured: [n8n]"), {}
+        found = await adapter.inspect(execution_id)
+        facts: dict[str, Any] = {}
+        if found.execution is not None:
+            ex = found.execution
+            facts = {"execution": ex, "url": adapter.execution_url(ex.workflow_id, ex.id)}
+        return found.error, facts
 
     def unfinished_attempts(self) -> list[UnfinishedAttempt]:
         """Actions in this environment's journal that started and never recorded an end (blocking: read

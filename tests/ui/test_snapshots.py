@@ -33,7 +33,7 @@ def test_tab_snapshot(snap_compare: Any, key: str) -> None:
 def test_tab_snapshot_80x24(snap_compare: Any, key: str) -> None:
     """At 80x24 every tab shows, without scrolling, a status line per check, the tab's keys first in
     the footer and the first rows of its list."""
-    assert snap_compare(OpsApp(fake_services(), live=False), press=[key], terminal_size=(80, 24))
+    assert snap_compare(OpsApp(fake_services(), live=False), terminal_size=(80, 24), run_before=_on_tab(key))
 
 
 def test_main_screen_80x24(snap_compare: Any) -> None:

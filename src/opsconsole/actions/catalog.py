@@ -15,6 +15,7 @@ from opsconsole.actions.database import CancelBackends, TerminateBackends
 from opsconsole.actions.dlq import DiscardMessages, FixPayload, RequeueMessages, UndoDiscard
 from opsconsole.actions.migrations import RevertMigration
 from opsconsole.actions.model import RiskTier
+from opsconsole.actions.n8n import RetryExecutions
 from opsconsole.actions.params import ParamRule, ParamSpec
 from opsconsole.actions.vercel import PromoteDeployment, RedeployProduction
 
@@ -51,6 +52,7 @@ KNOWN_ACTIONS: tuple[ActionInfo, ...] = tuple(ActionInfo.of(cls) for cls in (
     PromoteDeployment,
     RevertMigration,
     RestoreBackup,
+    RetryExecutions,
 ))
 
 

@@ -189,6 +189,11 @@ def _progress_printer(stderr: TextIO) -> Any:
     last_state: list[Any] = [None]
 
     def report(progress: Any) -> None:
+        line = getattr(progress, "line", None)
+        if isinstance(line, str):  # an action that narrates each step (n8n.retry): every line matters
+            stderr.write(f"  {line}\n")
+            stderr.flush()
+            return
         now = time.monotonic()
         if hasattr(progress, "line"):  # a build or promotion: every change of state, else every 10 s
             state = (getattr(progress, "state", None), getattr(progress, "message", None))

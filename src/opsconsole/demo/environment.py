@@ -123,7 +123,7 @@ class DemoEnvironment:
                                                                world=self.world, restorer=self.restorer,
                                                                restore_s=self.restore_s),
             "supabase-project": lambda: supabase.build_project(self.faults, self.scenario, self.secrets),
-            "n8n": lambda: n8n.build(self.faults, self.scenario, self.secrets),
+            "n8n": lambda: n8n.build(self.faults, self.scenario, self.secrets, world=self.world),
             "twilio": lambda: twilio.build(self.faults, self.scenario, self.secrets),
         }
         for name, build in builders.items():

@@ -192,6 +192,9 @@ class Simulator:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = f"{sim.name}-sim"
+            # Headers and body go out in two writes: with Nagle on, the body waits for the client's
+            # delayed ACK (~40 ms per request on Linux loopback). Real services answer in milliseconds.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return

@@ -27,7 +27,7 @@ def printable(text: str, *, single_line: bool = False, limit: int | None = None)
 
 
 def format_age(seconds: float) -> str:
-    """A compact age for tables and badges: 42s, 7m, 3h05m, 2d4h."""
+    """A compact age for tables and badges: 42s, 7m, 3h05m, 2d4h, 140d (hours stop mattering)."""
     s = max(0, int(seconds))
     if s < 60:
         return f"{s}s"
@@ -35,4 +35,6 @@ def format_age(seconds: float) -> str:
         return f"{s // 60}m"
     if s < 86400:
         return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
+    if s < 10 * 86400:
+        return f"{s // 86400}d{(s % 86400) // 3600}h"
+    return f"{s // 86400}d"

@@ -47,8 +47,10 @@ STEPS: tuple[Step, ...] = (
          "check", "database", ("supabase.service_key",)),
     Step("n8n Sync Failing", 1, "Check execution log: executions filtered by error", "check", "n8n",
          ("n8n.executions",)),
-    Step("n8n Sync Failing", 2, "Retry the failed workflow execution", "action", "n8n", built=False),
-    Step("n8n Sync Failing", 3, "Verify n8n's Supabase credentials", "manual", "n8n", link="n8n_credentials"),
+    Step("n8n Sync Failing", 2, "Retry the failed workflow execution: space selects, R retries (followed to "
+         "success or error)", "action", "n8n"),
+    Step("n8n Sync Failing", 3, "Verify n8n's Supabase credentials: tested by n8n itself; fix a failing one in "
+         "n8n", "check", "n8n", ("n8n.credentials",), link="n8n_credentials"),
     Step("Webhooks Failing (Twilio)", 1, "Check the DLQ: recent failures in dead_letter_messages", "check",
          "dlq", ("dlq.depth",)),
     Step("Webhooks Failing (Twilio)", 2, "Twilio logs: Monitor errors (e.g. 30008)", "check", "dlq",

@@ -377,6 +377,13 @@ class OpsApp(App[None]):
             for deploys in self.query(DeploymentsView):
                 deploys.action_act(action_id)
             return
+        if action_id.startswith("n8n."):
+            from opsconsole.ui.widgets.n8n import ExecutionsView
+
+            self.action_show_tab("n8n")
+            for n8n_view in self.query(ExecutionsView):
+                n8n_view.action_retry()
+            return
         self.action_show_tab("database")
         for view in self.query(ActivityView):
             view.action_act(action_id, start_key)

@@ -42,7 +42,7 @@ class OpsCommands(Provider):
         kernel = app.services.kernel
         # Mutating actions: listed only when allowed (never in read-only mode).
         for action in kernel.visible_actions() if kernel is not None else []:
-            tab = {"migrations.revert": "Deploy", "backups.restore": "Backups"}.get(
+            tab = {"migrations.revert": "Deploy", "backups.restore": "Backups", "n8n.retry": "n8n"}.get(
                 action.id, "Deploy" if action.id.startswith("vercel.") else "Database")
             cmds.append((f"{action.title} ({tab} tab, key {action.start_key})",
                          f"{action.description} [{action.tier.value}]",

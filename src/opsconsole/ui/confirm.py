@@ -47,7 +47,7 @@ class ConfirmScreen(ModalScreen[Confirmation | None]):
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical { width: 96; max-width: 98%; height: auto; max-height: 95%;
         background: $surface; border: thick $warning; padding: 0 1; }
-    ConfirmScreen VerticalScroll { height: auto; max-height: 30; }
+    ConfirmScreen VerticalScroll { height: auto; max-height: 70vh;  /* the buttons stay on a 24-line screen */ }
     ConfirmScreen.-tall > Vertical { height: 95%; }
     ConfirmScreen.-tall VerticalScroll { height: 1fr; max-height: 100%; }
     ConfirmScreen.-destructive > Vertical { border: thick $error; }

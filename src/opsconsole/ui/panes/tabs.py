@@ -55,7 +55,26 @@ class DatabasePane(Pane):
 
 class N8nPane(Pane):
     TAB_ID = "n8n"
-    CHECK_IDS = ("n8n.executions",)
+    CHECK_IDS = ("n8n.executions", "n8n.credentials")
+    DETAIL_TITLE = "Failed executions"
+    DETAIL_INTERVAL_S = 10.0
+
+    def compose_detail(self) -> ComposeResult:
+        from opsconsole.ui.widgets.n8n import ExecutionsView  # built after the first frame
+
+        yield ExecutionsView(id="n8n-executions")
+
+    def set_active(self, active: bool) -> None:
+        super().set_active(active)
+        if active:  # keys (space, R, /, ]) act on the executions list at once
+            for table in self.query("#n8n-table"):  # absent while the pane is still mounting
+                table.focus()
+
+    async def _load_detail(self) -> None:
+        from opsconsole.ui.widgets.n8n import ExecutionsView
+
+        self.detail_fetches += 1
+        self.query_one(ExecutionsView).reload()
 
 
 class DlqPane(Pane):
