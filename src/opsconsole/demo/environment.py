@@ -113,7 +113,8 @@ class DemoEnvironment:
             "vercel-status": lambda: statuspage.build(self.faults, self.scenario, page="vercel"),
             "supabase-status": lambda: statuspage.build(self.faults, self.scenario, page="supabase"),
             "supabase-mgmt": lambda: supabase.build_management(self.faults, self.scenario, self.secrets),
-            "supabase-project": lambda: supabase.build_project(self.faults, self.scenario, self.secrets),
+            "supabase-project": lambda: supabase.build_project(self.faults, self.scenario, self.secrets,
+                                                               world=self.world),
             "n8n": lambda: n8n.build(self.faults, self.scenario, self.secrets),
             "twilio": lambda: twilio.build(self.faults, self.scenario, self.secrets),
         }

@@ -60,7 +60,8 @@ def steps_of(runbooks: list[Runbook]) -> tuple[Step, ...]:
     return tuple(out)
 
 
-STEPS: tuple[Step, ...] = steps_of(builtin_runbooks())
+BUILTIN_RUNBOOKS: tuple[Runbook, ...] = tuple(builtin_runbooks())
+STEPS: tuple[Step, ...] = steps_of(list(BUILTIN_RUNBOOKS))
 
 
 def steps_for_tab(tab: str) -> list[Step]:

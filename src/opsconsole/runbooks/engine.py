@@ -33,7 +33,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -693,8 +692,8 @@ class Wizard:
         for cid in step_checks:
             if cid not in built:
                 system = cid.split(".")[0]
-                into[cid] = LiveCheck(cid, CheckResult(cid, system, cid, Status.OFF,
-                                                       f"not built yet: {PLANNED_CHECKS.get(cid, 'no such check here')}"))
+                why = PLANNED_CHECKS.get(cid, "no such check here")
+                into[cid] = LiveCheck(cid, CheckResult(cid, system, cid, Status.OFF, f"not built yet: {why}"))
 
     async def _start_checks(self) -> Denied | None:
         step = self.step

@@ -17,13 +17,15 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from opsconsole.domain.models import SYSTEMS, CheckResult, Status
 from opsconsole.domain.ports import Check
 from opsconsole.runbooks.catalog import links
-from opsconsole.services import Services, StatusBoard
+from opsconsole.services import CHECK_IDS, Services, StatusBoard
 from opsconsole.ui.commands import OpsCommands
 from opsconsole.ui.help import HelpScreen, key_label
 from opsconsole.ui.panes.base import Pane
 from opsconsole.ui.panes.tabs import TABS, ApiPane
 from opsconsole.ui.themes import DEFAULT_THEME, builtin_themes, user_themes
 from opsconsole.ui.widgets.status import StatusBadge
+
+CHECK_ORDER = {cid: i for i, cid in enumerate(CHECK_IDS)}
 
 
 class EnvHeader(Static):
@@ -50,14 +52,21 @@ class OpsApp(App[None]):
         Binding("p", "toggle_pause", "Pause/resume"),
         Binding("t", "timeline", "Timeline"),
         Binding("m", "manual_step", "Log step"),
+        Binding("w", "runbooks", "Runbooks"),
         *[Binding(str(i), f"show_tab('{tab}')", label, show=False)
           for i, (tab, label, _cls) in enumerate(TABS, start=1)],
     ]
 
     def __init__(self, services: Services, *, theme: str | None = None, live: bool = True,
-                 user_theme_dir: Path | None = None, read_only: bool | None = None) -> None:
+                 user_theme_dir: Path | None = None, read_only: bool | None = None,
+                 start_runbook: str | None = None, resume_run: str | None = None,
+                 offer_resume: bool = True) -> None:
         super().__init__()
         self.services = services
+        # `opsconsole runbook start ID` / `resume RUN_ID`; otherwise open runs are offered at start.
+        self.start_runbook = start_runbook
+        self.resume_run = resume_run
+        self.offer_resume = offer_resume
         self.live = live
         self.paused = False
         self.read_only = services.settings.environment.read_only if read_only is None else read_only
@@ -90,6 +99,7 @@ class OpsApp(App[None]):
         with Grid(id="status-strip"):
             for system in SYSTEMS:
                 yield StatusBadge(system, id=f"badge-{system}")
+        yield Static(Content(""), id="runbook-hint")  # "api.health FAIL: w opens API Down / 500 Errors"
         deep_links = links(self.services.settings)
         with TabbedContent(id="tabs"):
             for tab, label, cls in TABS:
@@ -116,6 +126,7 @@ class OpsApp(App[None]):
             self._apply(result)
         self.set_interval(1.0, self._tick)
         self.run_worker(self._report_unfinished(), group="unfinished", exit_on_error=False)
+        self.run_worker(self._wizards_at_start(), group="wizard-start", exit_on_error=False)
         if self.live:
             self.call_after_refresh(self.action_refresh)
             self.set_interval(self.interval_s, self._poll)
@@ -130,6 +141,63 @@ class OpsApp(App[None]):
                             title="Action in progress", severity="information", timeout=20, markup=False)
                 continue
             self.notify(attempt.message(), title="Outcome unknown", severity="warning", timeout=120, markup=False)
+
+    async def _wizards_at_start(self) -> None:
+        """`runbook start ID` / `runbook resume RUN_ID`, else the offer to resume a run left open."""
+        from opsconsole.ui.wizard import launch
+
+        if self.start_runbook:
+            await launch.open_runbook(self, self.start_runbook)
+        elif self.resume_run:
+            await launch.resume_run(self, self.resume_run)
+        elif self.offer_resume:
+            await launch.offer_resume(self)
+
+    # The tabs' keys do nothing while a wizard fills the screen (its own keys are the ones shown).
+    _TAB_ACTIONS = frozenset({"show_tab", "manual_step", "runbooks", "toggle_pause", "refresh"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in self._TAB_ACTIONS and type(self.screen).__name__ == "WizardScreen")
+
+    def action_runbooks(self) -> None:
+        """`w`: the runbook picker (the guided wizards)."""
+        from opsconsole.ui.wizard import launch
+
+        self.run_worker(launch.picker(self), group="wizard-picker", exclusive=True, exit_on_error=False)
+
+    def record_result(self, result: CheckResult) -> None:
+        """A check result from a wizard step: on the board, the badges and the tabs too."""
+        self.board.record(result)
+        if self.is_running:
+            self._apply(result)
+
+    def _runbook_hint(self) -> str:
+        """The first failing trigger check and the runbook it suggests (status area)."""
+        from opsconsole.runbooks.catalog import BUILTIN_RUNBOOKS
+
+        loaded = self.services._runbooks
+        runbooks = loaded.ordered() if loaded is not None else list(BUILTIN_RUNBOOKS)
+        suggestions: list[tuple[str, str]] = []
+        for result in sorted(self.board.results.values(), key=lambda r: CHECK_ORDER.get(r.id, 99)):
+            if result.status is not Status.FAIL:
+                continue
+            for rb in runbooks:
+                if result.id in rb.triggers and rb.title not in {t for _c, t in suggestions}:
+                    suggestions.append((result.id, rb.title))
+        if not suggestions:
+            return ""
+        check_id, title = suggestions[0]
+        more = f" (+{len(suggestions) - 1} more)" if len(suggestions) > 1 else ""
+        return f"{check_id} FAIL: w opens {title}{more}"
+
+    def _update_hint(self) -> None:
+        found = self.query("#runbook-hint").results(Static)
+        hint = next(found, None)
+        if hint is None:
+            return
+        text = self._runbook_hint()
+        hint.update(Content(text))
+        hint.set_class(bool(text), "-shown")
 
     # -- polling ----------------------------------------------------------------------
     def _poll(self) -> None:
@@ -169,6 +237,7 @@ class OpsApp(App[None]):
             for api_pane in self.query(ApiPane):
                 api_pane.show_latencies(list(self.board.latencies.get("api.health", [])))
         self._update_badge(result.system)
+        self._update_hint()
 
     def replay_into(self, pane: Pane) -> None:
         """A pane mounted late (lazily) catches up with what is already known."""
@@ -226,7 +295,7 @@ class OpsApp(App[None]):
         from opsconsole.ui.manual import ManualStepScreen
 
         tab = self.query_one(TabbedContent).active.removeprefix("tab-")
-        steps = [s for s in steps_for_tab(tab) if s.kind == "manual"]
+        steps = [s for s in steps_for_tab(tab) if s.kind == "manual" or not s.built]
         if not steps:
             self.notify("This tab has no manual runbook steps.", title="Runbook", timeout=4)
             return
