@@ -94,6 +94,7 @@ __all__ = [
     "TimelineEntry",
     "UnfinishedAttempt",
     "WizardRunRecord",
+    "duration_text",
     "fold_wizard_event",
     "format_ts",
     "journal_path",
@@ -101,10 +102,13 @@ __all__ = [
     "parse_duration",
     "parse_ts",
     "render_timeline",
+    "run_outcome_text",
+    "runbook_runs_markdown",
     "timeline_entries",
     "timeline_jsonl",
     "timeline_markdown",
     "unfinished_attempts",
+    "visit_outcome_text",
     "wizard_runs",
 ]
 
@@ -1107,7 +1111,8 @@ def timeline_markdown(
     return "\n".join(out)
 
 
-def _duration_text(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
+    """`42s`, `3m05s`, `1h12m`; `–` when unknown."""
     if seconds is None:
         return "–"
     whole = round(seconds)
@@ -1146,7 +1151,7 @@ def runbook_runs_markdown(runs: Iterable[WizardRunRecord]) -> list[str]:
         out += [f"### {_md(run.title)} (run {_md(run.run)})", "",
                 f"- Started {_hm(run.opened_at)} UTC by {_md(run.opened_by.label)}"
                 + (f"; resumed {run.resumed} time{'s' if run.resumed != 1 else ''}" if run.resumed else ""),
-                f"- Outcome: {_md(run_outcome_text(run))} after {_duration_text(total)}", "",
+                f"- Outcome: {_md(run_outcome_text(run))} after {duration_text(total)}", "",
                 "| Step | Outcome | Operator | Started (UTC) | Duration | Detail |",
                 "| --- | --- | --- | --- | --- | --- |"]
         for visit in run.visits:
@@ -1156,7 +1161,7 @@ def runbook_runs_markdown(runs: Iterable[WizardRunRecord]) -> list[str]:
             out.append("| " + " | ".join([
                 _md(f"{visit.index}. {visit.title}" if visit.index else visit.title, limit=120),
                 _md(visit_outcome_text(visit)), _md(visit.operator, limit=80), _hm(visit.entered_at),
-                _duration_text(visit.duration_s), _md(detail, limit=300)]) + " |")
+                duration_text(visit.duration_s), _md(detail, limit=300)]) + " |")
         out.append("")
     return out
 

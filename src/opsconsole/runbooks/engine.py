@@ -330,10 +330,10 @@ class Wizard:
             return f"not built yet: {what}. Check it by hand{where_link}, then d (done) or f (it is not fine)"
         planned = PLANNED_ACTIONS.get(step.action)
         ref = self.vocabulary.action(step.action)
-        if self.kernel is None:
-            return f"no guarded actions in this console: do it by hand{where_link}"
         if planned is not None and (ref is None or not ref.built):
             return f"not built yet: do it in {planned.where}{where_link}"
+        if self.kernel is None:
+            return f"no guarded actions in this console: do it by hand{where_link}"
         needs = ref.needs if ref is not None and ref.needs else "its configuration section"
         return f"not configured here (needs {needs}): do it by hand{where_link}"
 
@@ -479,7 +479,7 @@ class Wizard:
         if visit.state == "running":
             return await self._settle_in_flight(visit, events)
         if visit.state == "unknown":
-            self.message = self._unknown_text(visit)
+            self.message = self.unknown_text(visit)
             self._notify()
             return None
         step = self.step
@@ -494,7 +494,7 @@ class Wizard:
             return await self._start_checks()
         return None
 
-    def _unknown_text(self, visit: StepVisit) -> str:
+    def unknown_text(self, visit: StepVisit) -> str:
         step = self.step
         what = step.action if step is not None else "the action"
         return (f"outcome unknown: {what} was running when the console stopped (attempt {visit.attempt or '?'}). "
@@ -525,7 +525,7 @@ class Wizard:
                                                 "unknown until someone checks")
             if denied is not None:
                 return denied
-            self.message = self._unknown_text(self.visit or visit)
+            self.message = self.unknown_text(self.visit or visit)
             self._notify()
             return None
         # The wizard wrote "running" but the kernel never started (killed in between): nothing happened.
@@ -626,7 +626,7 @@ class Wizard:
         if visit.state == "refused":
             return self._deny("the action was refused and nothing was done: retry it, or skip it (s) with a reason")
         if visit.state == "unknown":
-            return self._deny(self._unknown_text(visit))
+            return self._deny(self.unknown_text(visit))
         return self._deny("this step is not done: do it, or skip it (s) with a reason")
 
     async def back(self) -> Denied | None:
@@ -810,7 +810,7 @@ class Wizard:
         if step is None or self.mode() is not Mode.ACTION or self.kernel is None:
             return self._deny("this step has no action to run here")
         if self.visit is not None and self.visit.state == "unknown":
-            return self._deny(self._unknown_text(self.visit))
+            return self._deny(self.unknown_text(self.visit))
         self.busy = "preview"
         self._notify()
         try:

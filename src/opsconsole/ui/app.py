@@ -166,10 +166,22 @@ class OpsApp(App[None]):
         self.run_worker(launch.picker(self), group="wizard-picker", exclusive=True, exit_on_error=False)
 
     def record_result(self, result: CheckResult) -> None:
-        """A check result from a wizard step: on the board, the badges and the tabs too."""
+        """A check result from a wizard step: on the board, the badges and the tabs too. (A tab still
+        being built picks it up from the board when it is mounted.)"""
+        from textual.css.query import NoMatches
+
         self.board.record(result)
-        if self.is_running:
-            self._apply(result)
+        if not self.is_running:
+            return
+        now = self.services.clock()
+        stale = StatusBoard.is_stale(result, self.interval_s, now)
+        for pane in self.query(Pane):
+            try:
+                pane.show_result(result, now, stale)
+            except NoMatches:
+                pass
+        self._update_badge(result.system)
+        self._update_hint()
 
     def _runbook_hint(self) -> str:
         """The first failing trigger check and the runbook it suggests (status area)."""

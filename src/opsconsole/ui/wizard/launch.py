@@ -61,15 +61,12 @@ def _wizard(app: App[Any], ctx: Context, runbook: Runbook, events: Sequence[Mapp
             run_id: str | None, *, follow: bool = False) -> Wizard:
     from opsconsole.runbooks.engine import Wizard
 
-    services = _services(app)
     kwargs: dict[str, Any] = dict(journal=ctx.journal, runner=ctx.runner, kernel=ctx.kernel,
                                   vocabulary=ctx.vocabulary, links=ctx.links, locks=None if follow else ctx.locks,
                                   follow=follow, on_result=getattr(app, "record_result", None))
     if run_id is None:
         return Wizard(runbook, Wizard.new_record(runbook), **kwargs)
-    wizard = Wizard.from_journal(runbook, run_id, events or [], **kwargs)
-    _ = services
-    return wizard
+    return Wizard.from_journal(runbook, run_id, events or [], **kwargs)
 
 
 def _show(app: App[Any], wizard: Wizard) -> None:
@@ -119,7 +116,7 @@ async def _lock_or_follow(app: App[Any], ctx: Context, wizard: Wizard, events: S
     from opsconsole.ui.wizard.dialogs import HeldScreen
 
     lock = await wizard.take_lock()
-    if lock.state in ("unavailable", "off"):
+    if lock.state == "unavailable":  # ("off", no database configured, is said in the wizard's header)
         _notify(app, lock.message, severity="warning", title="Runbook lock")
     if lock.state != "other":
         return True

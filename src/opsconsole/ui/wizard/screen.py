@@ -40,6 +40,9 @@ STATE_LABEL = {"pending": "pending", "current": "now", "running": "running", "pa
 STEP_ACTIONS = frozenset({"start", "done", "failed", "skip", "next", "rerun", "verify", "close_run"})
 
 
+ACK_FOCUS_DELAY_S = 0.3
+
+
 def _duration(seconds: float | None) -> str:
     return "" if seconds is None else format_age(max(0.0, seconds))
 
@@ -78,18 +81,19 @@ class WizardScreen(Screen[None]):
     WizardScreen #wiz-head { height: 1; background: $panel; color: $text; text-style: bold; padding: 0 1; }
     WizardScreen #wiz-head.-follow { background: $warning 40%; }
     WizardScreen #wiz-body { height: 1fr; }
-    WizardScreen #wiz-steps { width: 34; max-width: 40%; height: 100%; border-right: solid $panel;
-        padding: 0 1; }
-    WizardScreen #wiz-detail { width: 1fr; height: 100%; padding: 0 1; }
+    WizardScreen #wiz-steps { width: 34; max-width: 36%; height: 100%; border-right: solid $panel;
+        padding: 0 0 0 1; }
+    WizardScreen #wiz-detail { width: 1fr; height: 100%; padding: 0 1; scrollbar-gutter: stable; }
     WizardScreen .title { text-style: bold; }
     WizardScreen .muted { color: $text-muted; }
     WizardScreen #wiz-warning { background: $error; color: $text; text-style: bold; padding: 0 1; margin: 1 0 0 0;
         display: none; }
     WizardScreen #wiz-warning.-shown { display: block; }
-    WizardScreen #wiz-ack { display: none; }
+    WizardScreen #wiz-ack { display: none; width: 100%; margin: 0; }
     WizardScreen #wiz-ack.-shown { display: block; }
     WizardScreen #wiz-results { margin-top: 1; }
-    WizardScreen #wiz-message { color: $warning; text-style: bold; }
+    WizardScreen #wiz-message { color: $warning; text-style: bold; margin-top: 1; display: none; }
+    WizardScreen #wiz-message.-shown { display: block; }
     WizardScreen #wiz-keys { color: $text-muted; margin-top: 1; }
     """
 
@@ -114,9 +118,9 @@ class WizardScreen(Screen[None]):
                 yield Static(Content(""), id="wiz-text")
                 yield Static(Content(""), id="wiz-warning")
                 yield AckInput(placeholder="", id="wiz-ack")
+                yield Static(Content(""), id="wiz-message")
                 yield Static(Content(""), id="wiz-results")
                 yield Static(Content(""), classes="muted", id="wiz-where")
-                yield Static(Content(""), id="wiz-message")
                 yield Static(Content(""), id="wiz-keys")
         yield Footer()
 
@@ -135,6 +139,11 @@ class WizardScreen(Screen[None]):
         from opsconsole.domain.models import utcnow
 
         return clock() if callable(clock) else utcnow()
+
+    def on_screen_resume(self) -> None:
+        """Back from a dialog (or from the tabs): draw what happened meanwhile."""
+        self.render_view()
+        self._focus_ack()
 
     def _changed(self) -> None:
         if self.is_mounted:
@@ -174,17 +183,22 @@ class WizardScreen(Screen[None]):
             ack.remove_class("-shown")
         else:
             index = wiz.index_of(step.id)
-            number = f" (runbook step {step.number})" if step.number else ""
-            title.update(Content(f"{index}. {step.title}  [{step.kind_label}{number}]"))
+            number = f" · runbook {step.number}" if step.number else ""
+            title.update(Content(f"{index}. {step.title}  [{step.kind}{number}]"))
             text.update(Content(step.text or ""))
             warning.set_class(bool(step.warning), "-shown")
             warning.update(Content(f"⚠ {step.warning}" if step.warning else ""))
             needs = wiz.needs_ack(step) and not wiz.follow
             ack.set_class(needs, "-shown")
-            ack.placeholder = f"type {step.ack} to acknowledge the warning, then Enter" if needs else ""
+            ack.placeholder = f"type {step.ack} to acknowledge" if needs else ""
         self.query_one("#wiz-results", Static).update(Content(self._results_text()))
-        self.query_one("#wiz-where", Static).update(Content(self._where_text()))
-        self.query_one("#wiz-message", Static).update(Content(wiz.message))
+        where = self.query_one("#wiz-where", Static)
+        where_text = self._where_text()
+        where.update(Content(where_text))
+        where.display = bool(where_text)
+        message = self.query_one("#wiz-message", Static)
+        message.update(Content(wiz.message))
+        message.set_class(bool(wiz.message), "-shown")
         self.query_one("#wiz-keys", Static).update(Content(self._keys_text()))
         signature = (wiz.mode(), wiz.needs_ack(step), wiz.closed, wiz.busy,
                      wiz.visit.state if wiz.visit is not None else "")
@@ -208,7 +222,7 @@ class WizardScreen(Screen[None]):
         if wiz.follow:
             parts.append("FOLLOWING read-only")
         elif wiz.lock.state in ("unavailable", "off"):
-            parts.append("no runbook lock")
+            parts.append("no lock")
         return " · ".join(parts)
 
     def _steps_text(self, views: list[StepView], now: datetime) -> str:
@@ -225,10 +239,10 @@ class WizardScreen(Screen[None]):
             head = f"{glyph} {v.index}. "
             lines.append(head + cell(v.step.title, max(4, width - len(head))))
             again = f" ×{v.visits}" if v.visits > 1 else ""
-            extra = f"   {STATE_LABEL.get(v.state, v.state)}{again}" + (f" · {dur}" if dur else "")
+            extra = f"{STATE_LABEL.get(v.state, v.state)}{again}" + (f" · {dur}" if dur else "")
             if v.state in ("skipped", "refused") and v.visit is not None and v.visit.detail:
                 extra += f": {v.visit.detail}"
-            lines.append(cell(extra, width))
+            lines.append("   " + cell(extra, max(4, width - 3)))
         wiz = self.wizard
         if wiz.at_end or wiz.closed:
             glyph = {"resolved": "✔", "unresolved": "✖", "abandoned": "↷"}.get(wiz.record.outcome, "▶")
@@ -301,7 +315,9 @@ class WizardScreen(Screen[None]):
             if t.outcome_text:
                 lines.append(f"Outcome: {cell(t.outcome_text, 400)}")
         visit = wiz.visit
-        if visit is not None and visit.ended and visit.detail and mode is not Mode.CHECK:
+        if visit is not None and visit.state == "unknown":
+            lines.insert(0, wiz.unknown_text(visit))
+        elif visit is not None and visit.ended and visit.detail and mode is not Mode.CHECK:
             lines.append(f"{STATE_LABEL.get(visit.state, visit.state)}: {cell(visit.detail, 400)}")
         elif visit is not None and mode is Mode.CHECK and visit.state == "failed" and not t.live:
             lines.append(f"failed: {cell(visit.detail, 400)}")
@@ -344,9 +360,18 @@ class WizardScreen(Screen[None]):
         return keys + " · c close · Esc tabs" if mode not in (Mode.END,) and not wiz.busy else keys
 
     def _focus_ack(self) -> None:
+        """Focus the ack field, a moment later: a key that brought the run here must not land in it."""
         step = self.wizard.step
         if step is not None and self.wizard.needs_ack(step) and not self.wizard.follow:
-            self.query_one("#wiz-ack", AckInput).focus()
+            self.set_timer(ACK_FOCUS_DELAY_S, self._focus_ack_now)
+
+    def _focus_ack_now(self) -> None:
+        step = self.wizard.step
+        if self.is_mounted and step is not None and self.wizard.needs_ack(step) and not self.wizard.follow:
+            ack = self.query_one("#wiz-ack", AckInput)
+            if not ack.has_focus:
+                ack.value = ""
+                ack.focus()
 
     # -- operations (one at a time) -----------------------------------------------------------
     @property
@@ -421,7 +446,7 @@ class WizardScreen(Screen[None]):
         self.dismiss(None)
 
     def action_ack(self) -> None:
-        self._focus_ack()
+        self._focus_ack_now()
 
     @on(Input.Submitted, "#wiz-ack")
     def _ack_submitted(self, event: Input.Submitted) -> None:
