@@ -317,12 +317,12 @@ class Wizard:
             return Mode.ACTION if self.action_here(step) is not None else Mode.FALLBACK
         return Mode.MANUAL
 
-    def fallback_reason(self, step: Step | None = None) -> str:
+    def fallback_reason(self, step: Step | None = None, *, with_link: bool = True) -> str:
         """Why the step is done by hand here, and where (the line the screen shows)."""
         step = step or self.step
         if step is None:
             return ""
-        link = _plan_link(self.links, step.link)
+        link = _plan_link(self.links, step.link) if with_link else ""
         where_link = f": {link}" if link else ""
         if step.kind == "check":
             missing = [c for c in step.checks if c not in self._built_ids(step)]
@@ -490,8 +490,9 @@ class Wizard:
             return await self._enter(self.runbook.following(step), "next")
         if visit.state == "failed" and step.on_fail:
             return await self._enter(step.on_fail, "on_fail")
-        if visit.state in ("current", "left") and step.kind == "check":
-            return await self._start_checks()
+        if visit.state in ("current", "left", "failed") and step.kind == "check" and self.mode() is Mode.CHECK \
+                and not step.ack:
+            return await self._start_checks()  # a check step's results are "now": measured again
         return None
 
     def unknown_text(self, visit: StepVisit) -> str:
@@ -547,6 +548,8 @@ class Wizard:
         if denied is not None:
             return denied
         step = self.runbook.step(step_id)
+        if step.kind == "manual" and step.checks:
+            await self._context_checks(step)
         if step.kind == "check" and self.mode() is Mode.CHECK and not step.ack:
             self._auto += 1
             if self._auto > MAX_AUTO_STEPS:
@@ -695,6 +698,19 @@ class Wizard:
                 why = PLANNED_CHECKS.get(cid, "no such check here")
                 into[cid] = LiveCheck(cid, CheckResult(cid, system, cid, Status.OFF, f"not built yet: {why}"))
 
+    async def _context_checks(self, step: Step) -> None:
+        """A manual step's checks, measured once for the operator to see (they decide nothing)."""
+        checks = self._built_checks(step)
+        self._planned_results(step.checks, {c.id for c in checks}, self.t.live)
+        if not checks:
+            return
+        self.busy = "checks"
+        try:
+            await self._round(checks, self.t.live)
+        finally:
+            self.busy = ""
+            self._notify()
+
     async def _start_checks(self) -> Denied | None:
         step = self.step
         if step is None:
@@ -708,25 +724,31 @@ class Wizard:
         deadline = started + step.wait_s
         self.t.wait_deadline = deadline if step.wait_s else None
         try:
-            while True:
-                await self._round(checks, self.t.live)
-                self.t.rounds += 1
-                passed = all(self.t.live[c.id].result is not None and
-                             self.t.live[c.id].result.status is Status.OK for c in checks)  # type: ignore[union-attr]
-                if passed or not step.wait_s or self._stop_wait.is_set():
-                    break
-                if time.monotonic() + step.every_s > deadline:
-                    break
-                self.t.waiting_until = time.monotonic() + step.every_s
-                self._notify()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_wait.wait(), step.every_s)
-                self.t.waiting_until = None
-                if self._stop_wait.is_set():
-                    break
+            return await self._check_rounds(step, checks, built, started, deadline)
         finally:
             self.busy = ""
             self.t.waiting_until = None
+
+    async def _check_rounds(self, step: Step, checks: list[Check], built: set[str], started: float,
+                            deadline: float) -> Denied | None:
+        """The rounds of a check step, then its journal event; busy until that is written (the screen
+        never shows a finished round as still pending)."""
+        while True:
+            await self._round(checks, self.t.live)
+            self.t.rounds += 1
+            passed = all(self.t.live[c.id].result is not None and
+                         self.t.live[c.id].result.status is Status.OK for c in checks)  # type: ignore[union-attr]
+            if passed or not step.wait_s or self._stop_wait.is_set():
+                break
+            if time.monotonic() + step.every_s > deadline:
+                break
+            self.t.waiting_until = time.monotonic() + step.every_s
+            self._notify()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_wait.wait(), step.every_s)
+            self.t.waiting_until = None
+            if self._stop_wait.is_set():
+                break
         results = [{"id": cid, "status": (live.result.status.value if live.result else "unknown"),
                     "summary": _short(live.result.summary if live.result else "no result", 240)}
                    for cid, live in self.t.live.items()]
@@ -735,12 +757,14 @@ class Wizard:
         if passed:
             denied = await self._guarded("passed", step.id, results=results, rounds=self.t.rounds,
                                          detail="all ok", duration_ms=self._duration_ms(), checks_ms=elapsed)
+            self.busy = ""
             return denied or await self._advance("next")
         why = "; ".join(f"{r['id']} {r['status'].upper()}: {r['summary']}" for r in failing)
         if self.t.rounds > 1:
             why += f" (still after {self.t.rounds} rounds over {elapsed / 1000:.0f} s)"
         denied = await self._guarded("failed", step.id, results=results, rounds=self.t.rounds, detail=why,
                                      duration_ms=self._duration_ms(), checks_ms=elapsed)
+        self.busy = ""
         if denied is not None:
             return denied
         if step.on_fail:
@@ -960,17 +984,20 @@ class Wizard:
     # -- the end -----------------------------------------------------------------------------
     async def _finish(self) -> Denied | None:
         """Every step walked: run the closing checks; all ok closes the run as resolved."""
+        self.busy = "closing"
+        try:
+            return await self._closing_checks()
+        finally:
+            self.busy = ""
+
+    async def _closing_checks(self) -> Denied | None:
         ids = self.runbook.closing_checks
         checks = [c for c in self.runner.select(ids) if c.id in set(ids)] if ids else []
         built = {c.id for c in checks}
         self.t.closing = {}
         self._planned_results(ids, built, self.t.closing)
         if checks:
-            self.busy = "closing"
-            try:
-                await self._round(checks, self.t.closing)
-            finally:
-                self.busy = ""
+            await self._round(checks, self.t.closing)
         results = [{"id": cid, "status": live.result.status.value if live.result else "unknown",
                     "summary": _short(live.result.summary if live.result else "", 240)}
                    for cid, live in self.t.closing.items()]

@@ -48,11 +48,12 @@ class OpsApp(App[None]):
         # On a bastion, Ctrl+C means "get me out": quit (and stop the demo), as every CLI does.
         Binding("ctrl+c", "quit", "Quit", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
+        # The guided wizards come first: at 80 columns the footer has room for the first few keys only.
+        Binding("w", "runbooks", "Runbooks"),
         Binding("r", "refresh", "Refresh"),
-        Binding("p", "toggle_pause", "Pause/resume"),
+        Binding("p", "toggle_pause", "Pause"),
         Binding("t", "timeline", "Timeline"),
         Binding("m", "manual_step", "Log step"),
-        Binding("w", "runbooks", "Runbooks"),
         *[Binding(str(i), f"show_tab('{tab}')", label, show=False)
           for i, (tab, label, _cls) in enumerate(TABS, start=1)],
     ]
@@ -157,7 +158,8 @@ class OpsApp(App[None]):
     _TAB_ACTIONS = frozenset({"show_tab", "manual_step", "runbooks", "toggle_pause", "refresh"})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in self._TAB_ACTIONS and type(self.screen).__name__ == "WizardScreen")
+        return not (action in self._TAB_ACTIONS
+                    and any(type(screen).__name__ == "WizardScreen" for screen in self.screen_stack))
 
     def action_runbooks(self) -> None:
         """`w`: the runbook picker (the guided wizards)."""

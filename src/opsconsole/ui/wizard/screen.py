@@ -82,7 +82,7 @@ class WizardScreen(Screen[None]):
     WizardScreen #wiz-head.-follow { background: $warning 40%; }
     WizardScreen #wiz-body { height: 1fr; }
     WizardScreen #wiz-steps { width: 34; max-width: 36%; height: 100%; border-right: solid $panel;
-        padding: 0 0 0 1; }
+        padding: 0 0 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     WizardScreen #wiz-detail { width: 1fr; height: 100%; padding: 0 1; scrollbar-gutter: stable; }
     WizardScreen .title { text-style: bold; }
     WizardScreen .muted { color: $text-muted; }
@@ -226,8 +226,7 @@ class WizardScreen(Screen[None]):
         return " · ".join(parts)
 
     def _steps_text(self, views: list[StepView], now: datetime) -> str:
-        panel = self.query_one("#wiz-steps", Static)
-        width = max(16, (panel.size.width or 34) - 2)
+        """Two lines per step (its title; its state and time), each cut to the panel by the CSS."""
         lines = []
         for v in views:
             glyph = STATE_GLYPH.get(v.state, "·")
@@ -236,17 +235,16 @@ class WizardScreen(Screen[None]):
                 end = v.visit.ended_at or (now if v.state in ("current", "running") else None)
                 if end is not None:
                     dur = _duration((end - v.visit.entered_at).total_seconds())
-            head = f"{glyph} {v.index}. "
-            lines.append(head + cell(v.step.title, max(4, width - len(head))))
+            lines.append(f"{glyph} {v.index}. {cell(v.step.title, 200)}")
             again = f" ×{v.visits}" if v.visits > 1 else ""
             extra = f"{STATE_LABEL.get(v.state, v.state)}{again}" + (f" · {dur}" if dur else "")
             if v.state in ("skipped", "refused") and v.visit is not None and v.visit.detail:
                 extra += f": {v.visit.detail}"
-            lines.append("   " + cell(extra, max(4, width - 3)))
+            lines.append("   " + cell(extra, 200))
         wiz = self.wizard
         if wiz.at_end or wiz.closed:
             glyph = {"resolved": "✔", "unresolved": "✖", "abandoned": "↷"}.get(wiz.record.outcome, "▶")
-            lines.append(cell(f"{glyph} {wiz.record.outcome or 'is the incident over?'}", width))
+            lines.append(f"{glyph} {wiz.record.outcome or 'is the incident over?'}")
         return "\n".join(lines)
 
     def _end_title(self) -> str:
@@ -294,7 +292,10 @@ class WizardScreen(Screen[None]):
                 lines.append(f"re-checking in {left:.0f} s (round {t.rounds}; up to {format_age(total)} more) "
                              "· Esc stops waiting")
         elif mode is Mode.FALLBACK:
-            lines.append(f"By hand: {wiz.fallback_reason()}")
+            lines.append(f"By hand: {wiz.fallback_reason(with_link=False)}")
+            lines += self._live_lines(t.live)
+        elif mode is Mode.MANUAL and t.live:
+            lines.append("For context (these decide nothing; you do):")
             lines += self._live_lines(t.live)
         elif mode is Mode.ACTION:
             step = wiz.step
