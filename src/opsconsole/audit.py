@@ -32,6 +32,23 @@ its outcome is unknown until someone checks; `unfinished_attempts` finds them. `
 `kind = "manual_step"` (a runbook step done outside the console): `step` (its id or title), `outcome`
 ("done" | "skipped"), `reason` (why skipped, or a note).  `kind = "note"`: `text`.
 
+`kind = "wizard"` (one transition of a guided runbook run; a run's state is rebuilt from these alone, so a
+console killed mid-run can resume it, on any bastion sharing the journal; `wizard_runs` folds them):
+
+    run         id of the run, shared by all its events    runbook     the runbook id, e.g. "api-down"
+    title       the runbook's title                        step        the step id ("" for run-level events)
+    step_title  the step's title                           index/total the step's position (1-based) and count
+    what        "opened" | "resumed" | "entered" | "passed" | "failed" | "running" | "done" | "refused"
+                | "skipped" | "acknowledged" | "cancelled" | "unknown" | "verified" | "back" | "closed"
+    detail      why (a failed check's summary, a refusal, a skip reason, the operator's note)
+    results     check steps: [{"id", "status", "summary"}]  duration_ms  how long the step took (when it ended)
+    preview_id  action steps: the preview confirmed (the `preview.preview_id` of the action's own events)
+    attempt     action steps: the action's attempt id, once known (links to its `kind = "action"` events)
+    outcome     "closed": "resolved" | "unresolved" | "abandoned"; "verified": the verdict
+
+"running" is written before the action is handed to the kernel: a run whose last event for a step is "running"
+and whose action has a `started` event and no final one was interrupted mid-action (outcome unknown).
+
 Secrets never reach the file: the values of every resolvable Secret in the settings (and passwords inside
 DSN-shaped secrets) are replaced by `***` wherever they appear, values under keys named like
 password/token/secret/api_key/dsn/database_url/... become `***`, and DSN passwords (`scheme://user:pw@`),
@@ -66,26 +83,36 @@ __all__ = [
     "ACTION_OUTCOMES",
     "KINDS",
     "MANUAL_STEP_OUTCOMES",
+    "WIZARD_WHATS",
     "ActionOutcome",
     "Journal",
     "JournalError",
     "JournalRead",
     "ManualStepOutcome",
     "Operator",
+    "StepVisit",
     "TimelineEntry",
     "UnfinishedAttempt",
+    "WizardRunRecord",
+    "duration_text",
+    "fold_wizard_event",
     "format_ts",
     "journal_path",
+    "open_wizard_runs",
     "parse_duration",
     "parse_ts",
     "render_timeline",
+    "run_outcome_text",
+    "runbook_runs_markdown",
     "timeline_entries",
     "timeline_jsonl",
     "timeline_markdown",
     "unfinished_attempts",
+    "visit_outcome_text",
+    "wizard_runs",
 ]
 
-KINDS: tuple[str, ...] = ("action", "manual_step", "note", "verified")
+KINDS: tuple[str, ...] = ("action", "manual_step", "note", "verified", "wizard")
 ActionOutcome = Literal["started", "ok", "partial", "failed", "refused", "cancelled"]
 ACTION_OUTCOMES: tuple[str, ...] = ("started", "ok", "partial", "failed", "refused", "cancelled")
 FINAL_OUTCOMES: tuple[str, ...] = ("ok", "partial", "failed", "refused", "cancelled")
@@ -700,6 +727,166 @@ def unfinished_attempts(events: Iterable[Mapping[str, Any]]) -> list[UnfinishedA
     return sorted(out, key=lambda u: u.started_at or _FAR_FUTURE)
 
 
+# --------------------------------------------------------------------------------------------- wizard runs
+
+WIZARD_WHATS: tuple[str, ...] = ("opened", "resumed", "entered", "passed", "failed", "running", "done", "refused",
+                                 "skipped", "acknowledged", "cancelled", "unknown", "verified", "back", "closed")
+WIZARD_END_STATES: tuple[str, ...] = ("passed", "failed", "done", "refused", "skipped", "unknown")
+CLOSE_OUTCOMES: tuple[str, ...] = ("resolved", "unresolved", "abandoned")
+
+
+@dataclass(slots=True)
+class StepVisit:
+    """One visit of a step in a wizard run: entered, then (maybe) ended in a state.
+
+    `state` is "current" while the step is open, "running" while its action is with the kernel,
+    then one of WIZARD_END_STATES ("unknown": the console died with the action in flight)."""
+
+    step: str
+    title: str
+    index: int
+    entered_at: datetime | None
+    operator: str
+    state: str = "current"
+    ended_at: datetime | None = None
+    detail: str = ""
+    attempt: str = ""
+    preview_id: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+    acked: bool = False
+    how: str = ""  # how the step was entered: start, next, on_fail, back, resume
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.entered_at is None or self.ended_at is None:
+            return None
+        return max(0.0, (self.ended_at - self.entered_at).total_seconds())
+
+    @property
+    def ended(self) -> bool:
+        return self.state in WIZARD_END_STATES
+
+
+@dataclass(slots=True)
+class WizardRunRecord:
+    """A wizard run as the journal tells it (see `kind = "wizard"` in the module docstring)."""
+
+    run: str
+    runbook: str
+    title: str
+    total: int
+    opened_at: datetime | None
+    opened_by: Operator
+    visits: list[StepVisit] = field(default_factory=list)
+    closed_at: datetime | None = None
+    outcome: str = ""  # "" while open; resolved | unresolved | abandoned
+    close_detail: str = ""
+    last_at: datetime | None = None
+    resumed: int = 0
+    pid: int | None = None  # the process of the last event
+    host: str = ""
+    events: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @property
+    def open(self) -> bool:
+        return not self.outcome
+
+    @property
+    def current(self) -> StepVisit | None:
+        return self.visits[-1] if self.visits else None
+
+    def message(self) -> str:
+        """`API Down / 500 Errors at step 3 of 4 (started 03:12 by alice from 10.1.2.3)`, printable."""
+        cur = self.current
+        at = f" at step {cur.index} of {self.total}" if cur is not None and cur.index else ""
+        when = self.opened_at.strftime("%H:%M") if self.opened_at else "at an unknown time"
+        who = self.opened_by.user + (f" from {self.opened_by.ssh_client}" if self.opened_by.ssh_client else "")
+        return _text(f"{self.title}{at} (started {when} by {who})", limit=200)
+
+
+def fold_wizard_event(run: WizardRunRecord, event: Mapping[str, Any]) -> None:
+    """Apply one `kind = "wizard"` event to `run` (the rules `wizard_runs` folds the journal with)."""
+    what = str(event.get("what") or "")
+    when = parse_ts(event.get("ts"))
+    operator = printable(Operator.from_json(event.get("operator")).label, single_line=True)
+    run.last_at = when or run.last_at
+    pid = event.get("pid")
+    run.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else run.pid
+    run.host = Operator.from_json(event.get("operator")).host
+    run.events.append(event)
+    step = _text(event.get("step"), limit=80)
+    cur = run.current
+    if what == "entered":
+        if cur is not None and not cur.ended and cur.state != "running":
+            cur.state = "left"  # moved on (back, or a restart) before the step was finished
+        index = event.get("index")
+        run.visits.append(StepVisit(step=step, title=_text(event.get("step_title"), limit=200),
+                                    index=index if isinstance(index, int) and not isinstance(index, bool) else 0,
+                                    entered_at=when, operator=operator, how=_text(event.get("how"), limit=20)))
+        return
+    if what == "resumed":
+        run.resumed += 1
+        return
+    if what == "closed":
+        run.closed_at = when
+        outcome = _text(event.get("outcome"), limit=20)
+        run.outcome = outcome if outcome in CLOSE_OUTCOMES else "abandoned"
+        run.close_detail = _text(event.get("detail"), limit=500)
+        return
+    if cur is None or (step and cur.step != step):
+        return  # a step event without its visit (a hand-edited journal): nothing to attach it to
+    detail = _text(event.get("detail"), limit=500)
+    if what in WIZARD_END_STATES:
+        cur.state, cur.ended_at, cur.detail = what, when, detail
+        cur.operator = operator
+        results = event.get("results")
+        if isinstance(results, list):
+            cur.results = [r for r in results if isinstance(r, dict)]
+    elif what == "running":
+        cur.state = "running"
+        cur.preview_id = _text(event.get("preview_id"), limit=40)
+        cur.detail = detail
+    elif what == "cancelled":
+        cur.state, cur.detail = "current", detail
+    elif what == "acknowledged":
+        cur.acked = True
+    elif what == "verified":
+        verdict = _text(event.get("outcome"), limit=20)
+        cur.state = "done" if verdict == "done" else "failed"
+        cur.ended_at = when
+        cur.detail = f"checked after an interruption: {verdict}" + (f": {detail}" if detail else "")
+    attempt = _text(event.get("attempt"), limit=40)
+    if attempt:
+        cur.attempt = attempt
+
+
+def wizard_runs(events: Iterable[Mapping[str, Any]]) -> list[WizardRunRecord]:
+    """Every wizard run in `events` (journal order), oldest first."""
+    runs: dict[str, WizardRunRecord] = {}
+    for event in events:
+        if event.get("kind") != "wizard":
+            continue
+        run_id = event.get("run")
+        if not isinstance(run_id, str) or not run_id:
+            continue
+        run = runs.get(run_id)
+        if run is None:
+            total = event.get("total")
+            run = WizardRunRecord(run=_text(run_id, limit=40), runbook=_text(event.get("runbook"), limit=80),
+                                  title=_text(event.get("title") or event.get("runbook"), limit=200),
+                                  total=total if isinstance(total, int) and not isinstance(total, bool) else 0,
+                                  opened_at=parse_ts(event.get("ts")),
+                                  opened_by=Operator.from_json(event.get("operator")))
+            runs[run_id] = run
+        fold_wizard_event(run, event)
+    return sorted(runs.values(), key=lambda r: r.opened_at or _FAR_FUTURE)
+
+
+def open_wizard_runs(events: Iterable[Mapping[str, Any]]) -> list[WizardRunRecord]:
+    """The runs that were never closed, newest first (the resume offer)."""
+    return sorted((r for r in wizard_runs(events) if r.open), key=lambda r: r.last_at or _FAR_FUTURE, reverse=True)
+
+
 # --------------------------------------------------------------------------------------------- timeline
 
 
@@ -743,6 +930,16 @@ def _entry(event: Mapping[str, Any]) -> TimelineEntry:
     elif kind == "verified":
         what = f"Checked an interrupted action (attempt {_text(event.get('attempt'), limit=20)})"
         detail = _text(event.get("reason"))
+    elif kind == "wizard":
+        step = _text(event.get("step_title") or event.get("step"), limit=120)
+        what = f"Runbook {_text(event.get('title') or event.get('runbook'), limit=80)}"
+        index = event.get("index")
+        if step and isinstance(index, int):  # index 0: a step the wizard adds (the closing checks)
+            what += f", step {index}: {step}" if index else f": {step}"
+        detail = _text(event.get("detail"))
+        outcome = _text(event.get("outcome") if event.get("what") in ("closed", "verified") else event.get("what"))
+        return TimelineEntry(time=parse_ts(event.get("ts")), operator=operator, kind=kind, what=what, target="",
+                             outcome=outcome, detail=detail, event=event)
     else:
         what = f"{_text(kind) or 'event'}: {_text(event.get('text') or event.get('action'))}".rstrip(": ")
         detail = _text(event.get("error"))
@@ -759,6 +956,7 @@ def _entry(event: Mapping[str, Any]) -> TimelineEntry:
 
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+_WIZARD_QUIET = frozenset({"entered", "running", "acknowledged", "back", "cancelled"})
 
 
 def timeline_entries(events: Iterable[Mapping[str, Any]]) -> list[TimelineEntry]:
@@ -770,6 +968,8 @@ def timeline_entries(events: Iterable[Mapping[str, Any]]) -> list[TimelineEntry]
     unknown = {u.attempt for u in unfinished_attempts(events)}
     entries: list[TimelineEntry] = []
     for event in events:
+        if event.get("kind") == "wizard" and event.get("what") in _WIZARD_QUIET:
+            continue  # the run's own section tells those (entered, running, acknowledged, back)
         if event.get("kind") == "action" and event.get("outcome") == "started":
             if event.get("attempt") not in unknown:
                 continue  # its final event (or a verification) tells the story
@@ -861,6 +1061,9 @@ def timeline_markdown(
     out.append(f"- Actions: {len(actions)}" + (f" ({counts(actions)})" if actions else ""))
     out.append(f"- Manual steps: {len(steps)}" + (f" ({counts(steps)})" if steps else ""))
     out.append(f"- Notes: {len(notes)}")
+    runs = wizard_runs(events)
+    if runs:
+        out.append(f"- Runbook runs: {len(runs)}" + f" ({', '.join(_md(r.outcome or 'open') for r in runs)})")
     out.append("")
 
     def listing(title: str, items: list[TimelineEntry]) -> None:
@@ -882,6 +1085,8 @@ def timeline_markdown(
     listing("Refused actions", [e for e in actions if e.outcome == "refused"])
     listing("Failures", [e for e in actions if e.outcome in ("failed", "partial")])
     listing("Skipped manual steps", [e for e in steps if e.outcome == "skipped"])
+
+    out.extend(runbook_runs_markdown(runs))
 
     detailed = [e for e in actions if e.event.get("preview") or e.event.get("params") or e.event.get("result")]
     if detailed:
@@ -906,6 +1111,61 @@ def timeline_markdown(
     out += ["## Impact", "", "_To be written._", "", "## Root cause", "", "_To be written._", "",
             "## Follow-ups", "", "_To be written._", ""]
     return "\n".join(out)
+
+
+def duration_text(seconds: float | None) -> str:
+    """`42s`, `3m05s`, `1h12m`; `–` when unknown."""
+    if seconds is None:
+        return "–"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def run_outcome_text(run: WizardRunRecord) -> str:
+    """`resolved`, `open at step 3 of 4`, `abandoned: reason`: one line for people."""
+    if run.open:
+        cur = run.current
+        return f"open at step {cur.index} of {run.total}" if cur is not None else "open"
+    return run.outcome + (f": {run.close_detail}" if run.close_detail else "")
+
+
+def visit_outcome_text(visit: StepVisit) -> str:
+    state = {"current": "open", "running": "action running", "unknown": OUTCOME_UNKNOWN,
+             "left": "left unfinished"}.get(visit.state, visit.state)
+    return state
+
+
+def runbook_runs_markdown(runs: Iterable[WizardRunRecord]) -> list[str]:
+    """One section per wizard run, step by step: the first draft of the postmortem's timeline."""
+    runs = list(runs)
+    if not runs:
+        return []
+    out = ["## Runbook runs", ""]
+    for run in runs:
+        end = run.closed_at or run.last_at
+        total = (end - run.opened_at).total_seconds() if end and run.opened_at else None
+        out += [f"### {_md(run.title)} (run {_md(run.run)})", "",
+                f"- Started {_hm(run.opened_at)} UTC by {_md(run.opened_by.label)}"
+                + (f"; resumed {run.resumed} time{'s' if run.resumed != 1 else ''}" if run.resumed else ""),
+                f"- Outcome: {_md(run_outcome_text(run))} after {duration_text(total)}", "",
+                "| Step | Outcome | Operator | Started (UTC) | Duration | Detail |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for visit in run.visits:
+            detail = visit.detail
+            if visit.attempt:
+                detail = (detail + " " if detail else "") + f"(action attempt {visit.attempt})"
+            out.append("| " + " | ".join([
+                _md(f"{visit.index}. {visit.title}" if visit.index else visit.title, limit=120),
+                _md(visit_outcome_text(visit)), _md(visit.operator, limit=80), _hm(visit.entered_at),
+                duration_text(visit.duration_s), _md(detail, limit=300)]) + " |")
+        out.append("")
+    return out
 
 
 def timeline_jsonl(events: Iterable[Mapping[str, Any]]) -> str:

@@ -25,14 +25,18 @@ from opsconsole.settings import Settings
 
 if TYPE_CHECKING:
     from opsconsole.actions.kernel import ActionKernel
+    from opsconsole.actions.locks import OperatorLocks
     from opsconsole.adapters.dlq import DlqStore
     from opsconsole.adapters.vercel_logs import LogFollower
-    from opsconsole.audit import UnfinishedAttempt
+    from opsconsole.audit import Journal, UnfinishedAttempt, WizardRunRecord
     from opsconsole.domain.backups import BackupListing
     from opsconsole.domain.deploys import Deployment
     from opsconsole.domain.dlq import RelatedAlert
     from opsconsole.domain.migrations import MigrationListing
     from opsconsole.domain.n8n import ExecutionError, ExecutionFilter, ExecutionPage, PagePosition
+    from opsconsole.runbooks.engine import Wizard
+    from opsconsole.runbooks.loader import RunbookCatalog
+    from opsconsole.runbooks.vocabulary import Vocabulary
 
 # Stable check ids (design.md), with their system and title, in display order.
 CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
@@ -294,6 +298,11 @@ class Services:
         self._adapters: list[Adapter] | None = None
         self._runner: CheckRunner | None = None
         self.restore_state = RestoreState()  # published by backups.restore, consulted by the runner
+        self._runbooks: RunbookCatalog | None = None
+        self._vocabulary: Vocabulary | None = None
+        self._runbook_locks: OperatorLocks | None = None
+        self._runbook_locks_built = False
+        self.wizards: dict[str, Wizard] = {}  # runs open in this console (they hold their runbook's lock)
 
     @property
     def systems(self) -> tuple[str, ...]:
@@ -586,7 +595,75 @@ class Services:
         except JournalError:
             return []
 
+    # -- runbooks (wizards) -----------------------------------------------------------------
+    def runbook_vocabulary(self) -> Vocabulary:
+        """The check, action and link ids runbook files may name here (imports the action catalog:
+        call it from a thread in the console)."""
+        if self._vocabulary is None:
+            from opsconsole.runbooks.catalog import LINK_KEYS
+            from opsconsole.runbooks.vocabulary import build_vocabulary
+
+            self._vocabulary = build_vocabulary(CHECK_IDS, LINK_KEYS)
+        return self._vocabulary
+
+    def runbook_catalog(self, *, reload: bool = False) -> RunbookCatalog:
+        """The built-in runbooks plus the team's (`[runbooks] dir`), each team file linted; a broken
+        file is left out and named in `notices`. Blocking (reads files): call it from a thread."""
+        if self._runbooks is None or reload:
+            from opsconsole.runbooks.lint import lint_runbook
+            from opsconsole.runbooks.loader import load_catalog, user_runbooks_dir
+
+            vocab = self.runbook_vocabulary()
+            self._runbooks = load_catalog(user_runbooks_dir(self.settings.runbooks.dir),
+                                          lambda rb: lint_runbook(rb, vocab))
+        return self._runbooks
+
+    def wizard_journal(self) -> Journal:
+        """The journal the wizard writes to: the kernel's (same operator), or this environment's."""
+        kernel = self.kernel
+        if kernel is not None:
+            return kernel.journal
+        from opsconsole.audit import Journal
+
+        return Journal.for_settings(self.settings)
+
+    def journal_events(self) -> list[dict[str, Any]]:
+        """Every event of this environment's journal (blocking); none when it cannot be read."""
+        from opsconsole.audit import Journal, JournalError, Operator, journal_path
+
+        journal = Journal(journal_path(self.settings), environment=self.settings.environment.name,
+                          operator=Operator(user="-"))
+        try:
+            return journal.read().events
+        except JournalError:
+            return []
+
+    def open_runs(self, events: list[dict[str, Any]] | None = None) -> list[WizardRunRecord]:
+        """Wizard runs the journal holds open (newest first): offered for resume at start."""
+        from opsconsole.audit import open_wizard_runs
+
+        return open_wizard_runs(self.journal_events() if events is None else events)
+
+    def runbook_locks(self) -> OperatorLocks | None:
+        """Operator locks for runbook runs (`runbook:<id>`), on the kernel's database."""
+        if not self._runbook_locks_built:
+            kernel = self.kernel
+            if kernel is not None and kernel.locks is not None:
+                self._runbook_locks = kernel.locks
+            else:
+                from opsconsole.actions.locks import OperatorLocks
+                from opsconsole.audit import Operator
+
+                self._runbook_locks = OperatorLocks.for_settings(self.settings, Operator.detect())
+            self._runbook_locks_built = True
+        return self._runbook_locks
+
     async def aclose(self) -> None:
+        for wizard in list(self.wizards.values()):
+            try:
+                await wizard.release()
+            except Exception:
+                pass
         if self._dlq is not None:
             try:
                 await self._dlq.aclose()

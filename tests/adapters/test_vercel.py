@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from opsconsole.adapters.http import fetch, new_client
-from opsconsole.adapters.vercel import VercelAdapter, VercelDeploymentCheck, VercelError
+from opsconsole.adapters.vercel import VercelAdapter, VercelDeploymentCheck, VercelError, parse_deployment
 from opsconsole.demo.scenario import VERCEL_PROJECT_ID, VERCEL_PROJECT_NAME, VERCEL_TEAM_ID
-from opsconsole.domain.deploys import Deployment
+from opsconsole.domain.deploys import Deployment, PromotionJob
 from opsconsole.domain.models import Status, utcnow
 from opsconsole.settings import Secret
 from tests.adapters.web_sims import SECRETS, TOKEN_ENV, WRONG_TOKEN, WebEnv, run_check
@@ -159,11 +159,31 @@ async def test_assessment_rules(web_healthy: WebEnv, newest_state: str, minutes:
         check = next(c for c in vercel.checks() if isinstance(c, VercelDeploymentCheck))
         current = _dep("cur", "READY", 120)
         newest = _dep("new", newest_state, minutes)
-        prod_raw = {"id": "cur", "createdAt": 0}
-        result = check._assess(prod_raw, [newest, current], [newest, current], 1.0)
+        result = check._assess(parse_deployment({"id": "cur", "createdAt": 0}), [newest, current],
+                               [newest, current], 1.0)
         assert result.status is expected, result.summary
         assert needle in result.summary
         none = check._assess(None, [_dep("x", "ERROR", 5)], [], 1.0)
         assert none.status is Status.FAIL and "no READY production deployment" in none.summary
+    finally:
+        await vercel.aclose()
+
+
+@pytest.mark.parametrize(("promoted_min_ago", "expected"), [(2, Status.OK), (30, Status.FAIL)])
+async def test_a_promote_after_a_failed_build_is_a_decision_not_a_fault(web_healthy: WebEnv, promoted_min_ago: int,
+                                                                       expected: Status) -> None:
+    """After a rollback (promote of an older deployment) the newest build is still ERROR; production
+    serves what someone chose after it: OK. A promote older than the failed build does not excuse it."""
+    vercel = VercelAdapter(web_healthy.settings())
+    try:
+        check = next(c for c in vercel.checks() if isinstance(c, VercelDeploymentCheck))
+        current, failed = _dep("cur", "READY", 120), _dep("bad", "ERROR", 12)
+        job = PromotionJob(from_id="prev", to_id="cur", status="succeeded",
+                           requested_at=utcnow() - timedelta(minutes=promoted_min_ago))
+        result = check._assess(current, [failed, current], [failed, current], 1.0, job)
+        assert result.status is expected, result.summary
+        if expected is Status.OK:
+            assert "promoted 2 min ago, after the newest production deployment" in result.summary
+            assert result.details["promoted_at"]
     finally:
         await vercel.aclose()

@@ -53,6 +53,7 @@ PER_WORKFLOW_QUERIES = 4  # watch up to this many workflows with server-side `wo
 WARN_AT = 1
 FAIL_AT = 3
 RECENT = 20  # failed executions listed in the details
+FAILED_IDS = 100  # ids of the unresolved failures in the details (what n8n.retry takes at most, per retry)
 ERROR_TEXT_LIMIT = 160
 RETRY_TIMEOUT_S = 30.0  # n8n may run the workflow before it answers
 ROW_MAX_BYTES = 2 * 1024 * 1024  # one execution with its run data, for a list row
@@ -886,7 +887,8 @@ class N8nExecutionsCheck:
                 summary = f"no failed executions in the last hour ({scope})"
             return self._result(Status.OK, summary, (time.perf_counter() - started) * 1000,
                                 {"failed": 0, "crashed": 0, "retried_ok": len(resolved), "by_workflow": [],
-                                 "newest_error": None, "recent": [], "pages": pages, "truncated": truncated})
+                                 "newest_error": None, "recent": [], "failed_ids": [], "pages": pages,
+                                 "truncated": truncated})
         try:
             names, newest_error = await asyncio.gather(adapter.workflow_names(deadline),
                                                        adapter.error_of(failures[0].id, deadline))
@@ -933,6 +935,7 @@ class N8nExecutionsCheck:
             "by_workflow": by_workflow,
             "newest_error": newest_json,
             "recent": [f.to_json() for f in failures[:RECENT]],
+            "failed_ids": [f.id for f in failures[:FAILED_IDS]],
             "pages": pages,
             "truncated": truncated,
             "thresholds": {"warn_at": WARN_AT, "fail_at": FAIL_AT},

@@ -29,8 +29,10 @@ Status rules:
   FAIL when any exceeds 5×T, or when a session has been blocked by another for longer than T
   (a blocking chain that is not clearing by itself). UNKNOWN when other roles' sessions are
   invisible (no pg_read_all_stats) and nothing else is wrong.
-* dlq.depth: WARN above 100 waiting or when any message arrived in the last 15 minutes; FAIL
-  above 1000 waiting or more than 50 in 15 minutes. Counts stop at 100 000 (bounded cost).
+* dlq.depth: WARN above 100 waiting or when any message that arrived in the last 15 minutes is
+  still waiting; FAIL above 1000 waiting or more than 50 of those. Recent messages already
+  re-queued or discarded do not count: the runbook's "recent failures" are the ones still to
+  handle, so the check turns OK once the queue is worked off. Counts stop at 100 000 (bounded cost).
 """
 
 from __future__ import annotations
@@ -572,14 +574,15 @@ class LongRunningCheck(_BaseCheck):
 DLQ_SQL = """
 select
   (select count(*) from (select 1 from {table} where status = 'waiting' limit {cap}) w) as waiting,
-  (select count(*) from (select 1 from {table} where received_at > now() - {window} limit {cap}) r) as recent,
+  (select count(*) from (select 1 from {table} where status = 'waiting' and received_at > now() - {window}
+                         limit {cap}) r) as recent,
   (select min(received_at) from {table} where status = 'waiting') as oldest_waiting,
   (select max(received_at) from {table}) as newest
 """
 
 DLQ_CODES_SQL = """
 select error_code, count(*) as n
-from (select error_code from {table} where received_at > now() - {window} limit {cap}) r
+from (select error_code from {table} where status = 'waiting' and received_at > now() - {window} limit {cap}) r
 group by error_code order by n desc, error_code limit 5
 """
 

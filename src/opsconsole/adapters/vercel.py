@@ -427,8 +427,8 @@ class VercelDeploymentCheck:
     async def run(self) -> CheckResult:
         try:
             self.adapter.settings.token.reveal()  # fail once, before three calls would each fail
-            (prod_raw, project_out), (prods, prods_out), (recent, recent_out) = await asyncio.gather(
-                self.adapter.current_production(),
+            (job, prod, project_out), (prods, prods_out), (recent, recent_out) = await asyncio.gather(
+                self.adapter.rollback_info(),
                 self.adapter.fetch_deployments(5, target="production"),
                 self.adapter.fetch_deployments(RECENT),
             )
@@ -441,12 +441,11 @@ class VercelDeploymentCheck:
             if outcome.problem is not None:
                 return self._result(outcome.status, outcome.problem, latency,
                                     {"http_status": outcome.status_code, "error": outcome.kind})
-        return self._assess(prod_raw, prods, recent, latency)
+        return self._assess(prod, prods, recent, latency, job)
 
-    def _assess(self, prod_raw: dict[str, Any] | None, prods: list[Deployment], recent: list[Deployment],
-                latency: float) -> CheckResult:
+    def _assess(self, current: Deployment | None, prods: list[Deployment], recent: list[Deployment],
+                latency: float, job: PromotionJob | None = None) -> CheckResult:
         known = {d.id: d for d in (*recent, *prods)}
-        current = parse_deployment(prod_raw)
         if current is not None:
             current = known.get(current.id, current)
         elif prods:  # no targets.production in the answer: best guess is the newest READY one
@@ -472,6 +471,14 @@ class VercelDeploymentCheck:
             return self._result(Status.OK, f"READY {_label(current)} · {ago(current.age_s(now))} ago",
                                 latency, details)
         age = ago(newest.age_s(now))
+        if (job is not None and job.status == "succeeded" and job.to_id == current.id
+                and job.requested_at is not None and job.requested_at > newest.created_at
+                and (newest.failed or newest.state == "READY")):
+            # Someone promoted (rolled back to) what serves, after the newest build: a decision, not a fault.
+            details["promoted_at"] = job.requested_at.isoformat()
+            summary = (f"{serving}; promoted {ago((now - job.requested_at).total_seconds())} ago, after the newest "
+                       f"production deployment {_label(newest)} ({newest.state}, {age} ago)")
+            return self._result(Status.OK, summary, latency, details)
         if newest.failed:
             error = newest.error_message or newest.error_code
             why = f" — {error}" if error else ""

@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     from opsconsole.cli.logs import add_logs_parser
 
     add_logs_parser(sub, shared)
+    from opsconsole.cli.runbook import add_runbook_parser
+
+    add_runbook_parser(sub, shared)
     return p
 
 
@@ -154,12 +157,17 @@ def _load(args: argparse.Namespace) -> Settings | None:
     return settings
 
 
-def run_console(settings: Settings, theme: str | None) -> int:
+def run_console(settings: Settings, theme: str | None, *, start_runbook: str | None = None,
+                resume_run: str | None = None) -> int:
+    """The console; `start_runbook` opens that runbook's wizard, `resume_run` resumes that open run."""
     from opsconsole.bootstrap import build_services
     from opsconsole.paths import user_themes_dir
     from opsconsole.ui.app import OpsApp
 
-    app = OpsApp(build_services(settings), theme=theme, user_theme_dir=user_themes_dir())
+    # SIGHUP (the SSH connection dropped) exits cleanly: locks released, the open run stays resumable.
+    signal.signal(signal.SIGHUP, _on_sigterm)
+    app = OpsApp(build_services(settings), theme=theme, user_theme_dir=user_themes_dir(),
+                 start_runbook=start_runbook, resume_run=resume_run)
     app.run()
     return app.return_code or 0
 
@@ -337,6 +345,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from opsconsole.cli.action import cmd_action
 
         return cmd_action(args)
+    if args.command == "runbook":
+        from opsconsole.cli.runbook import cmd_runbook
+
+        return cmd_runbook(args)
     if args.command == "timeline":
         return cmd_timeline(args)
     if args.command == "logs":

@@ -122,7 +122,8 @@ class DemoEnvironment:
             "supabase-mgmt": lambda: supabase.build_management(self.faults, self.scenario, self.secrets,
                                                                world=self.world, restorer=self.restorer,
                                                                restore_s=self.restore_s),
-            "supabase-project": lambda: supabase.build_project(self.faults, self.scenario, self.secrets),
+            "supabase-project": lambda: supabase.build_project(self.faults, self.scenario, self.secrets,
+                                                               world=self.world),
             "n8n": lambda: n8n.build(self.faults, self.scenario, self.secrets, world=self.world),
             "twilio": lambda: twilio.build(self.faults, self.scenario, self.secrets),
         }

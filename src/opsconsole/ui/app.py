@@ -21,7 +21,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from opsconsole.domain.models import SYSTEMS, CheckResult, Status
 from opsconsole.domain.ports import Check
 from opsconsole.runbooks.catalog import links
-from opsconsole.services import Services, StatusBoard
+from opsconsole.services import CHECK_IDS, Services, StatusBoard
 from opsconsole.ui.commands import OpsCommands, PaletteHost
 from opsconsole.ui.format import Freshness, freshness
 from opsconsole.ui.help import EVERYWHERE, HelpScreen, key_label
@@ -30,6 +30,8 @@ from opsconsole.ui.panes.tabs import TABS, ApiPane
 from opsconsole.ui.themes import DEFAULT_THEME, builtin_themes, no_color_requested, theme_for_terminal, user_themes
 from opsconsole.ui.widgets.live import still_cursor
 from opsconsole.ui.widgets.status import StatusBadge
+
+CHECK_ORDER = {cid: i for i, cid in enumerate(CHECK_IDS)}
 
 
 def _declared_here(node: object, binding: Binding) -> bool:
@@ -65,8 +67,10 @@ class OpsApp(App[None]):
         # On a bastion, Ctrl+C means "get me out": quit (and stop the demo), as every CLI does.
         Binding("ctrl+c", "quit", "Quit", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
+        # The guided wizards come first: at 80 columns the footer has room for the first few keys only.
+        Binding("w", "runbooks", "Runbooks"),
         Binding("r", "refresh", "Refresh"),
-        Binding("p", "toggle_pause", "Pause/resume"),
+        Binding("p", "toggle_pause", "Pause"),
         Binding("t", "timeline", "Timeline"),
         Binding("m", "manual_step", "Log step"),
         Binding("M", "show_migrations", "Migrations (Deploy tab)", show=False),
@@ -75,11 +79,17 @@ class OpsApp(App[None]):
     ]
 
     def __init__(self, services: Services, *, theme: str | None = None, live: bool = True,
-                 user_theme_dir: Path | None = None, read_only: bool | None = None) -> None:
+                 user_theme_dir: Path | None = None, read_only: bool | None = None,
+                 start_runbook: str | None = None, resume_run: str | None = None,
+                 offer_resume: bool = True) -> None:
         # NO_COLOR: Textual strips colour entirely (its NoColor filter) only for ANSI-native output;
         # for a truecolor theme it would paint in greys instead. Ask for native ANSI so none is sent.
         super().__init__(ansi_color=True if no_color_requested(os.environ) else None)
         self.services = services
+        # `opsconsole runbook start ID` / `resume RUN_ID`; otherwise open runs are offered at start.
+        self.start_runbook = start_runbook
+        self.resume_run = resume_run
+        self.offer_resume = offer_resume
         self.live = live
         self.paused = False
         self.read_only = services.settings.environment.read_only if read_only is None else read_only
@@ -125,6 +135,7 @@ class OpsApp(App[None]):
         with Grid(id="status-strip"):
             for system in SYSTEMS:
                 yield StatusBadge(system, id=f"badge-{system}")
+        yield Static(Content(""), id="runbook-hint")  # "api.health FAIL: w opens API Down / 500 Errors"
         deep_links = links(self.services.settings)
         with TabbedContent(id="tabs"):
             for tab, label, cls in TABS:
@@ -153,6 +164,7 @@ class OpsApp(App[None]):
         self.set_interval(1.0, self._tick)
         self.run_worker(self._report_unfinished(), group="unfinished", exit_on_error=False)
         self._fit_footer(self.size.width)
+        self.run_worker(self._wizards_at_start(), group="wizard-start", exit_on_error=False)
         if self.live:
             self.call_after_refresh(self.action_refresh)
 
@@ -166,6 +178,67 @@ class OpsApp(App[None]):
                             title="Action in progress", severity="information", timeout=20, markup=False)
                 continue
             self.notify(attempt.message(), title="Outcome unknown", severity="warning", timeout=120, markup=False)
+
+    async def _wizards_at_start(self) -> None:
+        """`runbook start ID` / `runbook resume RUN_ID`, else the offer to resume a run left open."""
+        from opsconsole.ui.wizard import launch
+
+        if self.start_runbook:
+            await launch.open_runbook(self, self.start_runbook)
+        elif self.resume_run:
+            await launch.resume_run(self, self.resume_run)
+        elif self.offer_resume:
+            await launch.offer_resume(self)
+
+    # The tabs' keys do nothing while a wizard fills the screen (its own keys are the ones shown).
+    _TAB_ACTIONS = frozenset({"show_tab", "manual_step", "runbooks", "toggle_pause", "refresh"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in self._TAB_ACTIONS
+                    and any(type(screen).__name__ == "WizardScreen" for screen in self.screen_stack))
+
+    def action_runbooks(self) -> None:
+        """`w`: the runbook picker (the guided wizards)."""
+        from opsconsole.ui.wizard import launch
+
+        self.run_worker(launch.picker(self), group="wizard-picker", exclusive=True, exit_on_error=False)
+
+    def record_result(self, result: CheckResult) -> None:
+        """A check result from a wizard step: on the board, the badges and the tabs too. (A tab still
+        being built picks it up from the board when it is mounted.)"""
+
+        self.board.record(result)
+        if not self.is_running:
+            return
+        self._apply(result)
+
+    def _runbook_hint(self) -> str:
+        """The first failing trigger check and the runbook it suggests (status area)."""
+        from opsconsole.runbooks.catalog import BUILTIN_RUNBOOKS
+
+        loaded = self.services._runbooks
+        runbooks = loaded.ordered() if loaded is not None else list(BUILTIN_RUNBOOKS)
+        suggestions: list[tuple[str, str]] = []
+        for result in sorted(self.board.results.values(), key=lambda r: CHECK_ORDER.get(r.id, 99)):
+            if result.status is not Status.FAIL:
+                continue
+            for rb in runbooks:
+                if result.id in rb.triggers and rb.title not in {t for _c, t in suggestions}:
+                    suggestions.append((result.id, rb.title))
+        if not suggestions:
+            return ""
+        check_id, title = suggestions[0]
+        more = f" (+{len(suggestions) - 1} more)" if len(suggestions) > 1 else ""
+        return f"{check_id} FAIL: w opens {title}{more}"
+
+    def _update_hint(self) -> None:
+        found = self.query("#runbook-hint").results(Static)
+        hint = next(found, None)
+        if hint is None:
+            return
+        text = self._runbook_hint()
+        hint.update(Content(text))
+        hint.set_class(bool(text), "-shown")
 
     # -- polling: each check on its own interval ([checks] intervals) ------------------------
     def _poll(self) -> None:
@@ -223,14 +296,20 @@ class OpsApp(App[None]):
         self._arm_poll()
 
     def _apply(self, result: CheckResult) -> None:
+        from textual.css.query import NoMatches
+
         fresh = self.freshness(result)
         interval = self.interval_for(result.id)
         for pane in self.query(Pane):
-            pane.show_result(result, fresh, interval)
+            try:
+                pane.show_result(result, fresh, interval)
+            except NoMatches:  # a pane still composing catches up from the board (`replay_into`)
+                pass
         if result.id == "api.health":
             for api_pane in self.query(ApiPane):
                 api_pane.show_latencies(list(self.board.latencies.get("api.health", [])))
         self._update_badge(result.system)
+        self._update_hint()
 
     def replay_into(self, pane: Pane) -> None:
         """A pane mounted late (lazily) catches up with what is already known."""

@@ -17,6 +17,12 @@ not enabled for this project." when PITR is off; a second restore while one runs
 `DemoRestorer` (demo/restore.py) the demo database really goes away meanwhile and comes back as the
 backup holds it. Restore points (`POST/GET .../backups/restore-point`) exist where PITR is on: PENDING,
 AVAILABLE a second later; elsewhere 400.
+
+With a `DemoWorld` whose demo database is up (`world.admin_dsn`), the metrics react to the load
+like the real ones (problem `db-load`): CPU, memory and connections follow the number of
+sessions that are busy (a query running, or a transaction open, for more than a second) in
+`pg_stat_activity`, so terminating the long-running queries brings the CPU down. The CPU counters
+then integrate the load measured at each scrape, so the rate between two scrapes reflects it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any, Protocol
 
 from opsconsole.demo.scenario import DEMO_JWT_SECRET, PROJECT_REF, DemoSecrets, has
 from opsconsole.demo.sim import FaultPlan, Request, Response, Simulator, bearer, iso, now
+from opsconsole.demo.world import DemoWorld
 
 # The HS256 secret the demo's legacy keys are signed with: `make_legacy_jwt`'s default.
 REGION = "eu-central-1"
@@ -425,20 +432,96 @@ _MEM_TOTAL = 4 * 1024**3
 _DISK_SIZE = {"/": 10 * 1024**3, "/data": 18 * 1024**3}
 
 
+# The busy sessions the db-load scenario starts with (metabase, n8n-sync, the lock holder and its
+# waiter): that many mean the incident's load; none means a quiet day.
+BUSY_AT_FULL_LOAD = 4
+BUSY_SQL = """
+select count(*) from pg_stat_activity
+where backend_type = 'client backend' and pid <> pg_backend_pid()
+  and coalesce(application_name, '') not like 'opsconsole%'
+  and ((state = 'active' and query_start < now() - interval '1 second')
+       or (state like 'idle in transaction%' and xact_start < now() - interval '1 second'))
+"""
+
+
+def _mix(low: _Load, high: _Load, f: float) -> _Load:
+    """The load `f` of the way from `low` to `high` (0..1)."""
+    def at(a: float, b: float) -> float:
+        return a + (b - a) * f
+
+    return _Load(busy=at(low.busy, high.busy), wobble=at(low.wobble, high.wobble),
+                 mem_used=at(low.mem_used, high.mem_used),
+                 disk_used={k: at(low.disk_used[k], high.disk_used[k]) for k in low.disk_used},
+                 backends=round(at(low.backends, high.backends)), max_connections=high.max_connections,
+                 pooler_clients=round(at(low.pooler_clients, high.pooler_clients)))
+
+
+class _LoadProbe:
+    """How busy the demo database is, read from pg_stat_activity (at most once a second)."""
+
+    def __init__(self, world: DemoWorld) -> None:
+        self.world = world
+        self._at = 0.0
+        self._busy: int | None = None
+
+    def busy_sessions(self) -> int | None:
+        if self._busy is not None and time.monotonic() - self._at < 1.0:
+            return self._busy
+        dsn = self.world.admin_dsn
+        if not dsn:
+            return self._busy
+        import psycopg
+
+        try:
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=2,
+                                 application_name="demo-metrics-sim") as conn:
+                row = conn.execute(BUSY_SQL).fetchone()
+        except (psycopg.Error, OSError):
+            return self._busy  # the last known value: a restart or a hiccup does not zero the graph
+        self._busy = int(row[0]) if row is not None else 0
+        self._at = time.monotonic()
+        return self._busy
+
+
 class _Metrics:
     """Prometheus text for one project; CPU counters integrate the load over wall-clock time."""
 
-    def __init__(self, scenario: str, ref: str) -> None:
+    def __init__(self, scenario: str, ref: str, world: DemoWorld | None = None) -> None:
         self.load = _LOADS["incident"] if has(scenario, "db-load") else _LOADS["healthy"]
         self.ref = ref
         self.started = time.monotonic()
         self.uptime_at_start = 3 * 86400 + 4242.0
         self.boot_time = time.time() - self.uptime_at_start
+        # Reacting to the database's load: only when the scenario has it and the database is there.
+        self.probe = _LoadProbe(world) if world is not None and has(scenario, "db-load") else None
+        self._busy_acc: dict[float, float] = {}
+        self._acc_t: float | None = None
 
-    def _busy_seconds(self, t: float, skew: float) -> float:
+    def _current_load(self) -> _Load:
+        if self.probe is None:
+            return self.load
+        busy = self.probe.busy_sessions()
+        if busy is None:
+            return self.load
+        return _mix(_LOADS["healthy"], _LOADS["incident"], min(1.0, busy / BUSY_AT_FULL_LOAD))
+
+    def _busy_reactive(self, t: float, skew: float, load: _Load) -> float:
+        """Busy seconds so far, the interval since the last scrape counted at the load seen now."""
+        start = self._acc_t if self._acc_t is not None else t
+        b = min(0.99, max(0.01, load.busy + skew))
+        acc = self._busy_acc.get(skew)
+        if acc is None:  # the first scrape: as if this load had always been
+            acc = self._busy_seconds(t, skew, load)
+        else:
+            acc += b * max(0.0, t - start)
+        self._busy_acc[skew] = acc
+        return min(t, acc)
+
+    def _busy_seconds(self, t: float, skew: float, load: _Load | None = None) -> float:
         """Integral of busy(t) = b + skew + a*sin(2πt/P) from 0 to t, clamped to [0, t]."""
-        b = min(0.99, max(0.01, self.load.busy + skew))
-        a = self.load.wobble
+        load = load or self.load
+        b = min(0.99, max(0.01, load.busy + skew))
+        a = load.wobble
         w = 2 * math.pi / _WOBBLE_PERIOD_S
         return max(0.0, min(t, b * t + a * (1 - math.cos(w * t)) / w))
 
@@ -446,6 +529,7 @@ class _Metrics:
         t = self.uptime_at_start + (time.monotonic() - self.started)
         lbl = f'supabase_project_ref="{self.ref}",supabase_identifier="{self.ref}",service_type="db"'
         out: list[str] = []
+        load = self._current_load()
 
         def family(name: str, kind: str, help_text: str, rows: list[tuple[str, str]]) -> None:
             out.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"))
@@ -453,18 +537,20 @@ class _Metrics:
 
         cpu_rows: list[tuple[str, str]] = []
         for cpu, skew in enumerate(_CPU_SKEW):
-            busy = self._busy_seconds(t, skew)
+            busy = self._busy_reactive(t, skew, load) if self.probe is not None else self._busy_seconds(t, skew)
             cpu_rows.append((f'cpu="{cpu}",mode="idle",', f"{t - busy:.2f}"))
             cpu_rows += [(f'cpu="{cpu}",mode="{mode}",', f"{busy * share:.2f}")
                          for mode, share in _BUSY_MODES.items()]
+        if self.probe is not None:
+            self._acc_t = t
         family("node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.", cpu_rows)
-        load1 = 2 * (self.load.busy + 0.1)
+        load1 = 2 * (load.busy + 0.1)
         family("node_load1", "gauge", "1m load average.", [("", f"{load1:.2f}")])
         family("node_load5", "gauge", "5m load average.", [("", f"{load1 * 0.9:.2f}")])
         family("node_boot_time_seconds", "gauge", "Node boot time, in unixtime.",
                [("", f"{self.boot_time:.0f}")])
 
-        avail = _MEM_TOTAL * (1 - self.load.mem_used)
+        avail = _MEM_TOTAL * (1 - load.mem_used)
         for field_name, value in (("MemTotal", _MEM_TOTAL), ("MemAvailable", avail),
                                   ("MemFree", avail * 0.3)):
             family(f"node_memory_{field_name}_bytes", "gauge",
@@ -474,36 +560,36 @@ class _Metrics:
             rows = []
             for mount, size in _DISK_SIZE.items():
                 device = "/dev/nvme0n1p2" if mount == "/" else "/dev/nvme1n1"
-                value = size if metric == "size" else size * (1 - self.load.disk_used[mount])
+                value = size if metric == "size" else size * (1 - load.disk_used[mount])
                 rows.append((f'device="{device}",fstype="ext4",mountpoint="{mount}",', f"{value:.6e}"))
             family(f"node_filesystem_{metric}_bytes", "gauge", help_text, rows)
 
-        other = max(1, self.load.backends // 3)
+        other = max(1, load.backends // 3)
         family("pg_up", "gauge", "Whether the last scrape of metrics from PostgreSQL was able to connect.",
                [("", "1")])
         family("pg_stat_database_num_backends", "gauge", "Number of backends connected to this database.",
-               [('datid="5",datname="postgres",', str(self.load.backends - other)),
+               [('datid="5",datname="postgres",', str(load.backends - other)),
                 ('datid="1",datname="template1",', "0"),
                 ('datid="16384",datname="_supabase",', str(other))])
         family("max_connections_connection_count", "gauge", "Maximum number of connections.",
-               [("", str(self.load.max_connections))])
+               [("", str(load.max_connections))])
         family("pg_database_size_bytes", "gauge", "Disk space used by the database.",
                [('datname="postgres",', f"{2.7e9:.6e}")])
         family("supavisor_connections_active", "gauge", "The total count of active clients for a tenant.",
-               [(f'tenant="{self.ref}",', str(self.load.pooler_clients))])
+               [(f'tenant="{self.ref}",', str(load.pooler_clients))])
         return "\n".join(out) + "\n"
 
 
 def build_project(faults: FaultPlan, scenario: str, secrets: DemoSecrets, *,
                   secret_key: str | None = None, publishable_key: str | None = None,
-                  ref: str = PROJECT_REF) -> Simulator:
+                  ref: str = PROJECT_REF, world: DemoWorld | None = None) -> Simulator:
     """The project host `https://<ref>.supabase.co`: PostgREST root and the metrics endpoint.
 
     `secret_key` / `publishable_key` add opaque `sb_secret_…` / `sb_publishable_…` keys to the
     legacy JWTs (`secrets.service_role_key`), which are checked by signature, ref and expiry.
     """
     keys = _Keys(ref=ref, secret_key=secret_key, publishable_key=publishable_key)
-    metrics = _Metrics(scenario, ref)
+    metrics = _Metrics(scenario, ref, world)
     sim = Simulator("supabase-project", faults)
 
     @sim.route("GET", "/rest/v1/?")

@@ -188,7 +188,7 @@ class Pane(VerticalScroll):
             if step.section != section:
                 section = step.section
                 lines.append(f" {section}")
-            state = _KIND_LABEL[step.kind] + ("" if step.built else ", not built yet")
+            state = _KIND_LABEL[step.kind]
             lines.append(f"  {step.number}. {step.text} ({state})")
             link = self.links.get(step.link) if step.link else None
             if link:
