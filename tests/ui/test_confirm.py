@@ -132,3 +132,29 @@ async def test_warning_and_hostile_text_are_shown_literally() -> None:
         assert "DOWNTIME: the database goes OFFLINE" in warning
         lines = str(screen.query_one(".lines").render())
         assert "[bold]x[/]" in lines and "\x1b" not in lines
+
+
+async def test_typing_the_confirm_text_on_cancel_goes_into_the_box() -> None:
+    """The dialog opens on Cancel; an operator who types the text straight away must not lose it
+    (the first character moves the focus into the box), and Tab then y confirms."""
+    app, clock, screen = await _open(RiskTier.DESTRUCTIVE, start_key="x")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        assert screen.focused is not None and screen.focused.id == "cancel"
+        await pilot.press(*"4242")
+        await pilot.pause()
+        assert screen.query_one("#typed", Input).value == "4242"
+        await pilot.press("tab")
+        clock.t += 5
+        await pilot.press("y")
+        await pilot.pause()
+        assert len(app.results) == 1 and app.results[0] is not None and app.results[0].typed == "4242"
+
+
+async def test_n_on_cancel_still_cancels_a_typed_confirmation() -> None:
+    app, clock, screen = await _open(RiskTier.DESTRUCTIVE, start_key="x")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.results == [None]

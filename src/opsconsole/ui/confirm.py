@@ -107,7 +107,8 @@ class ConfirmScreen(ModalScreen[Confirmation | None]):
                 yield Static(Content(f"⚠ {self.warning}"), classes="warning", id="warning")
             yield Static(Content(req.prompt), classes="prompt")
             if req.kind is ConfirmationKind.TYPED:
-                yield Input(placeholder=f"type {req.expected_text}, then Tab and {req.confirm_key}", id="typed")
+                yield Input(placeholder=f"type {req.expected_text}, then Tab and {req.confirm_key}", id="typed",
+                            select_on_focus=False)
             yield Static(Content(""), classes="refusal", id="refusal")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
@@ -171,6 +172,8 @@ class ConfirmScreen(ModalScreen[Confirmation | None]):
         attempt = self.tracker.press(key, typed=self._typed())
         if focused_input:
             return  # typing: keys belong to the input (the confirm key is pressed outside it)
+        if self._type_ahead(event):
+            return
         if key == "n":
             event.stop()
             self.dismiss(None)
@@ -187,6 +190,21 @@ class ConfirmScreen(ModalScreen[Confirmation | None]):
             return
         self.refusals.append(refusal.message)
         self.query_one("#refusal", Static).update(Content(f"Not confirmed: {refusal.message}"))
+
+    def _type_ahead(self, event: events.Key) -> bool:
+        """Typing the confirm text while the focus is still on Cancel: the first character moves the
+        focus into the box and goes there, so what was typed is not lost. Never n (it cancels), the
+        confirm key, Enter or Space; only while the box is empty."""
+        found = self.query("#typed")
+        char = event.character
+        if (not found or self._typed() or char is None or not char.isprintable() or char.isspace()
+                or event.key in ("n", self.requirement.confirm_key, self.requirement.start_key)):
+            return False
+        box = found.first(Input)
+        event.stop()
+        box.focus()
+        box.insert_text_at_cursor(char)
+        return True
 
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
