@@ -90,7 +90,8 @@ INCIDENT: dict[str, tuple[Status, str, dict[str, Any]]] = {
                                  "message": "Connection successful!", "used_by": "Twilio status sync"}]}),
     "twilio.alerts": (Status.FAIL, "41 error alerts in the last hour: 30008 ×29, 11200 ×7, 11217 ×5", {}),
     "dlq.depth": (Status.FAIL, "2,911 waiting · 214 in the last 15 min", {"waiting": 2911, "last_15m": 214}),
-    "backups.latest": (Status.WARN, "newest completed backup 40h ago; PITR off", {}),
+    "backups.latest": (Status.WARN, "newest completed backup 40h ago; PITR off",
+                       {"newest_completed_id": 880412, "newest_completed_age_h": 40.0, "pitr_enabled": False}),
 }
 
 

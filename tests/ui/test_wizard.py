@@ -10,6 +10,7 @@ from textual import events
 from textual.widgets import Input, Static
 
 from opsconsole.actions.model import OutcomeStatus, RiskTier
+from opsconsole.actions.params import ParamSpec, ParamType
 from opsconsole.audit import Journal, Operator, journal_path, unfinished_attempts
 from opsconsole.runbooks.catalog import BUILTIN_RUNBOOKS
 from opsconsole.runbooks.engine import Mode, Wizard
@@ -170,7 +171,8 @@ async def test_keys_typed_into_a_prompt_as_it_opens_are_not_a_reason() -> None:
 
 async def test_the_downtime_warning_is_shown_in_full_and_nothing_passes_before_the_ack() -> None:
     restore = StandIn("backups.restore", "Restore a backup", RiskTier.DESTRUCTIVE, target="daily backup 901",
-                      confirm_text="opsdemoprojectrefabc")
+                      confirm_text="opsdemoprojectrefabc",
+                      params=(ParamSpec("backup", ParamType.INT, "the daily backup (from backups.latest)"),))
     services = wizard_services(actions=(restore,))
     app = wizard_app("backup-restore", services=services)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -202,6 +204,7 @@ async def test_the_downtime_warning_is_shown_in_full_and_nothing_passes_before_t
         await pilot.press("x")
         assert await confirm_dialog(pilot, screen)
         await wait_for(pilot, lambda: restore.executed != [], what="the restore")
+        assert restore.executed == [{"backup": 880412}]  # the newest completed backup, from backups.latest
 
 
 def _journal(services: Any, operator: Operator = ALICE) -> Journal:
