@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -253,3 +254,19 @@ async def test_detail_view_polls_only_while_its_tab_is_visible() -> None:
         await pilot.press("5")
         await app.workers.wait_for_complete()
         assert len(calls) == 2
+
+
+async def test_a_hang_up_ends_the_app_even_while_a_worker_runs() -> None:
+    """SIGHUP is handled by the app's loop: it exits (129) whatever runs. A SystemExit raised by a
+    process-wide signal handler inside a worker would be swallowed by that worker."""
+    import os
+    import signal
+
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gate = asyncio.Event()
+        app.run_worker(gate.wait(), group="busy", exit_on_error=False)
+        await pilot.pause()
+        os.kill(os.getpid(), signal.SIGHUP)
+        await _until(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 128 + signal.SIGHUP

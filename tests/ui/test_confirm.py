@@ -152,7 +152,7 @@ async def test_typing_the_confirm_text_on_cancel_goes_into_the_box() -> None:
 
 
 async def test_n_on_cancel_still_cancels_a_typed_confirmation() -> None:
-    app, clock, screen = await _open(RiskTier.DESTRUCTIVE, start_key="x")
+    app, _clock, _screen = await _open(RiskTier.DESTRUCTIVE, start_key="x")
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.pause()
         await pilot.press("n")

@@ -155,6 +155,7 @@ class OpsApp(App[None]):
         return Content("  ·  ".join(parts))
 
     def on_mount(self) -> None:
+        self._exit_on_signals()
         for problem in self._theme_problems:
             self.notify(problem, title="Theme", severity="warning", markup=False)
         # Show whatever is already known (snapshots, or results from before a restart).
@@ -167,6 +168,24 @@ class OpsApp(App[None]):
         self.run_worker(self._wizards_at_start(), group="wizard-start", exit_on_error=False)
         if self.live:
             self.call_after_refresh(self.action_refresh)
+
+    def _exit_on_signals(self) -> None:
+        """SIGHUP (the SSH connection dropped) and SIGTERM end the app through its own loop.
+
+        The process-wide handler (cli) raises SystemExit wherever the main thread is; once the loop
+        runs that may be inside a worker, which swallows it, and the console would go on with no
+        terminal. Handled by the loop, the exit always happens: locks released, demo stopped."""
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self._on_exit_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no such signal
+                pass
+
+    def _on_exit_signal(self, signum: int) -> None:
+        self.exit(return_code=128 + signum)
 
     async def _report_unfinished(self) -> None:
         """Actions a killed or disconnected console left without an outcome: say so at once."""
