@@ -27,10 +27,11 @@ class PtyProcess:
         os.close(slave)
         self.buffer = b""
 
-    def read_until(self, marker: bytes, timeout: float = 20.0) -> float:
-        """Seconds since start until `marker` appears in the output."""
+    def read_until(self, marker: bytes, timeout: float = 20.0, since: int = 0) -> float:
+        """Seconds since start until `marker` appears in the output after byte `since` (pass
+        `len(proc.buffer)` taken before the key that paints it, or an earlier paint answers)."""
         deadline = time.perf_counter() + timeout
-        while marker not in self.buffer:
+        while marker not in self.buffer[since:]:
             left = deadline - time.perf_counter()
             if left <= 0:
                 raise TimeoutError(f"{marker!r} not painted within {timeout} s; got {self.buffer[-400:]!r}")
@@ -43,8 +44,11 @@ class PtyProcess:
                 self.buffer += chunk
         return time.perf_counter() - self.started
 
-    def drain(self, quiet_s: float = 0.3) -> None:
-        while True:
+    def drain(self, quiet_s: float = 0.3, max_s: float = 10.0) -> None:
+        """Read until the screen is quiet for `quiet_s`, or for `max_s` at most (a screen with a
+        ticking clock is never quiet)."""
+        until = time.perf_counter() + max_s
+        while time.perf_counter() < until:
             ready, _, _ = select.select([self.master], [], [], quiet_s)
             if not ready:
                 return

@@ -40,24 +40,20 @@ def _open_rounds(config: Path) -> list[float]:
         proc.read_until(b"production (demo)", timeout=30)
         proc.drain(1.0)
         for i in range(ROUNDS):
+            mark = len(proc.buffer)
             os.write(proc.master, b"w")
-            proc.read_until(b"Enter opens the guided wizard", timeout=30)
+            proc.read_until(b"Enter opens the guided wizard", timeout=30, since=mark)
             proc.drain(0.3)
             mark = len(proc.buffer)
             start = time.perf_counter()
             os.write(proc.master, b"\r")
-            while b"step 1 of 4" not in proc.buffer[mark:]:
-                proc.read_until(b"step 1 of 4", timeout=30)
+            proc.read_until(b"step 1 of 4", timeout=30, since=mark)
             out.append(time.perf_counter() - start)
-            proc.drain(1.5)  # its checks run
-            os.write(proc.master, b"c")
-            proc.read_until(b"Close the run", timeout=10)
-            time.sleep(0.6)  # the prompt arms
-            os.write(proc.master, f"benchmark round {i}\r".encode())
-            proc.read_until(b"abandoned", timeout=10)
-            proc.drain(0.3)
+            proc.drain(1.5, max_s=3.0)  # its checks run
+            _close_run(proc, f"benchmark round {i}")
+            proc.drain(0.3, max_s=2.0)
             os.write(proc.master, b"\x1b")  # back to the tabs
-            proc.drain(0.5)
+            proc.drain(0.5, max_s=2.0)
     finally:
         proc.close()
     return out
@@ -110,13 +106,13 @@ def _kill_resume_rounds(config: Path) -> tuple[list[float], list[float]]:
         walker = _console(config, "runbook", "start", "api-down")
         try:
             walker.read_until(b"step 1 of 4", timeout=30)
-            walker.drain(1.5)
+            walker.drain(1.5, max_s=3.0)  # its checks run (the step's clock ticks: never quite quiet)
             os.write(walker.master, b"n")  # status: the demo's API is down; go on
             walker.read_until(b"step 2 of 4", timeout=30)
-            walker.drain(0.5)
+            walker.drain(0.5, max_s=2.0)
             os.write(walker.master, b"d")  # logs looked at
             walker.read_until(b"step 3 of 4", timeout=30)
-            walker.drain(0.5)
+            walker.drain(0.5, max_s=2.0)
         finally:
             os.killpg(walker.proc.pid, signal.SIGKILL)
             walker.proc.wait(5)
@@ -127,7 +123,7 @@ def _kill_resume_rounds(config: Path) -> tuple[list[float], list[float]]:
                 proc.read_until(b"Resume API Down / 500 Errors at step 3 of 4", timeout=30)
                 os.write(proc.master, b"\r")
                 offered.append(proc.read_until(b"step 3 of 4 \xc2\xb7", timeout=30))
-                proc.drain(0.5)
+                proc.drain(0.5, max_s=2.0)
                 _close_run(proc)
             finally:
                 proc.close()
@@ -135,19 +131,24 @@ def _kill_resume_rounds(config: Path) -> tuple[list[float], list[float]]:
             proc = _console(config, "runbook", "resume")
             try:
                 direct.append(proc.read_until(b"step 3 of 4 \xc2\xb7", timeout=30))
-                proc.drain(0.5)
+                proc.drain(0.5, max_s=2.0)
                 _close_run(proc)
             finally:
                 proc.close()
     return offered, direct
 
 
-def _close_run(proc: PtyProcess) -> None:
+def _close_run(proc: PtyProcess, reason: str = "benchmark done") -> None:
+    mark = len(proc.buffer)
     os.write(proc.master, b"c")
-    proc.read_until(b"Close the run", timeout=10)
-    time.sleep(0.6)
-    os.write(proc.master, b"benchmark done\r")
-    proc.read_until(b"abandoned", timeout=10)
+    proc.read_until(b"the reason (it goes", timeout=10, since=mark)
+    time.sleep(1.0)  # the prompt's field is disabled for a moment: keys typed before are not taken
+    mark = len(proc.buffer)
+    for char in reason:  # typed, not pasted in one burst (a burst reads as a paste, which is refused)
+        os.write(proc.master, char.encode())
+        time.sleep(0.02)
+    os.write(proc.master, b"\r")
+    proc.read_until(b"closed: abandoned", timeout=10, since=mark)  # the head; not the prompt's own title
 
 
 def main() -> None:
@@ -159,8 +160,11 @@ def main() -> None:
     with DemoEnvironment("api-down", sessions=False) as env:
         assert env.config_path is not None
         config = env.config_path
+        print("1/3 wizard open to its first step...", file=sys.stderr, flush=True)
         opened = _open_rounds(config)
+        print("2/3 a check step against its slowest check...", file=sys.stderr, flush=True)
         ratios = asyncio.run(_check_rounds(config, env))
+        print("3/3 resume after SIGKILL...", file=sys.stderr, flush=True)
         offered, direct = _kill_resume_rounds(config)
     print(f"wizard open to its first step: median {median(opened) * 1000:.0f} ms over {len(opened)} "
           f"({', '.join(f'{v * 1000:.0f}' for v in opened)}) (target under 150 ms)")
