@@ -818,7 +818,7 @@ def fold_wizard_event(run: WizardRunRecord, event: Mapping[str, Any]) -> None:
     cur = run.current
     if what == "entered":
         if cur is not None and not cur.ended and cur.state != "running":
-            cur.state = "left"  # moved on (back, or a restart) before the step was finished
+            cur.state, cur.ended_at = "left", when  # moved on (back, or a restart) before the step was finished
         index = event.get("index")
         run.visits.append(StepVisit(step=step, title=_text(event.get("step_title"), limit=200),
                                     index=index if isinstance(index, int) and not isinstance(index, bool) else 0,
@@ -832,6 +832,10 @@ def fold_wizard_event(run: WizardRunRecord, event: Mapping[str, Any]) -> None:
         outcome = _text(event.get("outcome"), limit=20)
         run.outcome = outcome if outcome in CLOSE_OUTCOMES else "abandoned"
         run.close_detail = _text(event.get("detail"), limit=500)
+        if cur is not None and not cur.ended and cur.state != "running":
+            # The run ends here: so does the visit of the step it was at (left unfinished, its time stops).
+            cur.state, cur.ended_at = "left", when
+            cur.detail = cur.detail or f"the run was closed here ({run.outcome})"
         return
     if cur is None or (step and cur.step != step):
         return  # a step event without its visit (a hand-edited journal): nothing to attach it to

@@ -90,3 +90,12 @@ async def test_resume_without_an_open_run_and_the_run_in_the_timeline(tmp_path: 
         in timeline.stdout
     bad_id = run_cli("--config", str(config), "runbook", "resume", "nosuchrun")
     assert bad_id.returncode == 1 and "no open run 'nosuchrun'" in bad_id.stderr
+
+
+def test_start_help_says_it_continues_an_open_run() -> None:
+    res = run_cli("runbook", "start", "--help")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "(a new run)" not in text
+    assert "continues the run of ID the journal holds open" in text
+    assert "starts a new run only when there is none" in text

@@ -85,3 +85,33 @@ async def test_a_second_console_is_told_who_runs_it_and_follows_read_only(pg: De
     retry = await bob_engine.take_lock()
     assert retry.state == "held"  # once Alice's console lets go, Bob can take the run over
     await bob_engine.release()
+
+
+async def test_the_start_offer_says_a_live_run_is_live_elsewhere_and_follows_it(pg: DemoPostgres) -> None:
+    from opsconsole.ui.wizard.dialogs import ResumeScreen
+
+    services = wizard_services(operator=BOB)
+    services.locks = OperatorLocks(pg.admin_dsn, BOB)
+    alice_journal = Journal(journal_path(services.settings), environment=services.settings.environment.name,
+                            operator=ALICE, clock=lambda: NOW)
+    alice = Wizard(API_DOWN, Wizard.new_record(API_DOWN), journal=alice_journal, runner=services.runner, kernel=None,
+                   vocabulary=vocabulary(), links={}, locks=OperatorLocks(pg.admin_dsn, ALICE))
+    assert (await alice.take_lock()).state == "held"
+    await alice.open()
+    try:
+        app = wizard_app(services=services, offer_resume=True)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen), what="the offer at start")
+            offer = app.screen
+            assert offer.head() == "A runbook run is live in another console: follow it read-only"
+            [(run_id, text)] = offer.offers
+            assert run_id == alice.run_id and "stopped mid-run" not in offer.head()
+            assert text.startswith("Follow API Down / 500 Errors at step 1 of 4 (started 03:12 by alice from "
+                                   "10.1.2.3): live in another console, alice from 10.1.2.3 on bastion-1 runs "
+                                   "it since ")
+            await pilot.press("enter")  # Enter follows a live run: it cannot be resumed here
+            await wait_for(pilot, lambda: wizard_screen(app) is not None, what="following")
+            screen = wizard_screen(app)
+            assert screen is not None and screen.wizard.follow and screen.wizard.run_id == alice.run_id
+    finally:
+        await alice.release()

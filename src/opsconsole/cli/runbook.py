@@ -43,7 +43,10 @@ def add_runbook_parser(sub: Any, shared: list[argparse.ArgumentParser]) -> None:
     lint.add_argument("paths", nargs="*", metavar="PATH", help="files or folders of *.toml")
     lint.add_argument("--json", action="store_true", help="the problems as one JSON object")
     start = verbs.add_parser("start", parents=shared, help="the console, opened on this runbook's wizard",
-                             description="Open the console on the wizard of runbook ID (a new run).")
+                             description="Open the console on the wizard of runbook ID: it continues the run "
+                                         "of ID the journal holds open (at its step, with its history), and "
+                                         "starts a new run only when there is none. A run another console "
+                                         "walks (it holds the lock runbook:ID) is offered to follow read-only.")
     start.add_argument("runbook_id", metavar="ID", help="the runbook id")
     resume = verbs.add_parser("resume", parents=shared, help="the console, resuming an open run",
                               description="Open the console on a wizard run the journal holds open (a console "

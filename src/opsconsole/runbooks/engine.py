@@ -232,7 +232,8 @@ class Wizard:
         self.lock = LockInfo()
         self.t = Transient()
         self.busy = ""  # what is running now: checks | preview | action | closing | ""
-        self.message = ""  # the last thing to tell the operator (a denial, a note)
+        self._message = ""
+        self._message_state: tuple[object, ...] = ()
         self._handle: LockHandle | None = None
         self._stop_wait = asyncio.Event()
         self._auto = 0
@@ -256,6 +257,22 @@ class Wizard:
         raise KeyError(run_id)
 
     # -- what the screen shows ---------------------------------------------------------------
+    def _state_key(self) -> tuple[object, ...]:
+        """What a message describes: the run open or closed, the step visit and its state, the ack."""
+        visit = self.visit
+        return (self.record.open, len(self.record.visits), visit.state if visit is not None else "", self.t.acked)
+
+    @property
+    def message(self) -> str:
+        """The last thing to tell the operator (a denial, a note), while the state it describes
+        lasts: a correct ack, the next step or closing the run makes it go away."""
+        return self._message if self._message_state == self._state_key() else ""
+
+    @message.setter
+    def message(self, text: str) -> None:
+        self._message = text
+        self._message_state = self._state_key()
+
     @property
     def run_id(self) -> str:
         return self.record.run
@@ -483,8 +500,7 @@ class Wizard:
             return await self._finish()
         if visit.state == "running":
             return await self._settle_in_flight(visit, events)
-        if visit.state == "unknown":
-            self.message = self.unknown_text(visit)
+        if visit.state == "unknown":  # the screen says so from the visit (`unknown_text`)
             self._notify()
             return None
         step = self.step
@@ -531,8 +547,7 @@ class Wizard:
                                                 "unknown until someone checks")
             if denied is not None:
                 return denied
-            self.message = self.unknown_text(self.visit or visit)
-            self._notify()
+            self._notify()  # the visit is "unknown" now: the screen says what to do (`unknown_text`)
             return None
         # The wizard wrote "running" but the kernel never started (killed in between): nothing happened.
         return await self._guarded("cancelled", visit.step, preview_id=visit.preview_id,
@@ -647,11 +662,18 @@ class Wizard:
         visit = self.visit
         if visit is not None and visit.state in ("running", "unknown"):
             return self._deny("the action's outcome is unknown: check what it did and record it first")
+        target = self.back_target()
+        if target:
+            return await self._enter(target, "back")
+        return self._deny("this is the first step")
+
+    def back_target(self) -> str:
+        """The step `back` goes to (the one walked before this one), or "" (none: the first step)."""
         here = self.current_id
         for earlier in reversed(self.record.visits):
             if earlier.step != here and earlier.step != END and self.runbook.has_step(earlier.step):
-                return await self._enter(earlier.step, "back")
-        return self._deny("this is the first step")
+                return earlier.step
+        return ""
 
     async def goto(self, step_id: str) -> Denied | None:
         """Jump to a step walked before (the list's cursor); like back, a check step runs again."""

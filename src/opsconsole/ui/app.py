@@ -32,6 +32,8 @@ from opsconsole.ui.widgets.live import still_cursor
 from opsconsole.ui.widgets.status import StatusBadge
 
 CHECK_ORDER = {cid: i for i, cid in enumerate(CHECK_IDS)}
+HINT_CATALOG_DELAY_S = 0.5
+"""The runbook catalog for the status-area hint is read this long after start: off the first frame."""
 
 
 def _declared_here(node: object, binding: Binding) -> bool:
@@ -166,6 +168,9 @@ class OpsApp(App[None]):
         self.run_worker(self._report_unfinished(), group="unfinished", exit_on_error=False)
         self._fit_footer(self.size.width)
         self.run_worker(self._wizards_at_start(), group="wizard-start", exit_on_error=False)
+        # The runbook hint needs the team's runbooks too: read them (small TOML files) once the first
+        # frame is painted, in a thread, and suggest from them from then on.
+        self.set_timer(HINT_CATALOG_DELAY_S, self._load_runbooks_for_hint)
         if self.live:
             self.call_after_refresh(self.action_refresh)
 
@@ -210,7 +215,8 @@ class OpsApp(App[None]):
             await launch.offer_resume(self)
 
     # The tabs' keys do nothing while a wizard fills the screen (its own keys are the ones shown).
-    _TAB_ACTIONS = frozenset({"show_tab", "manual_step", "runbooks", "toggle_pause", "refresh"})
+    # Every app-level key that changes what is behind the wizard (a tab, the polling) is inert and unlisted.
+    _TAB_ACTIONS = frozenset({"show_tab", "show_migrations", "manual_step", "runbooks", "toggle_pause", "refresh"})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in self._TAB_ACTIONS
@@ -230,6 +236,13 @@ class OpsApp(App[None]):
         if not self.is_running:
             return
         self._apply(result)
+
+    def _load_runbooks_for_hint(self) -> None:
+        self.run_worker(self._runbooks_for_hint(), group="runbook-hint", exclusive=True, exit_on_error=False)
+
+    async def _runbooks_for_hint(self) -> None:
+        await asyncio.to_thread(self.services.runbook_catalog)
+        self._update_hint()
 
     def _runbook_hint(self) -> str:
         """The first failing trigger check and the runbook it suggests (status area)."""

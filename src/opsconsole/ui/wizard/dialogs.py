@@ -168,28 +168,38 @@ class PickerScreen(ModalScreen[str | None]):
 
 
 class ResumeScreen(ModalScreen[tuple[str, str] | None]):
-    """At start: runs a killed or disconnected console left open. Enter resumes the highlighted
-    one, f follows it read-only, Esc decides later (w lists them)."""
+    """At start: runs a killed or disconnected console left open, and runs live in another console
+    (`live`: it holds their lock). Enter resumes the highlighted one, or follows it when it is live;
+    f follows it read-only; Esc decides later (w lists them)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Later"),
                                              Binding("f", "follow", "Follow read-only")]
     DEFAULT_CSS = _CSS.format(name="ResumeScreen")
 
-    def __init__(self, offers: list[tuple[str, str]]) -> None:
+    def __init__(self, offers: list[tuple[str, str]], *, live: set[str] | None = None) -> None:
         """`offers`: (run id, "Resume API Down / 500 Errors at step 3 of 4 (started 03:12 by alice ...)")."""
         super().__init__()
         self.offers = offers
+        self.live = live or set()
+
+    def head(self) -> str:
+        if self.live and all(run in self.live for run, _text in self.offers):
+            return "A runbook run is live in another console: follow it read-only"
+        if self.live:
+            return "Runbook runs are open: some left mid-run, some live in another console"
+        return "A runbook run was left open (the console stopped mid-run)"
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Content("A runbook run was left open (the console stopped mid-run)"), classes="head")
+            yield Static(Content(self.head()), classes="head")
             table: DataTable[Text] = DataTable(cursor_type="row", show_header=False, id="offers")
             table.add_column(Text("run"), key="run")
             for run_id, text in self.offers:
                 table.add_row(Text(text), key=run_id)
             yield table
-            yield Static(Content("Enter resumes it · f follows it read-only · Esc later (w lists it)"),
-                         classes="muted")
+            enter = ("Enter follows it" if self.live and len(self.live) == len(self.offers) else
+                     "Enter resumes it (follows a live one)" if self.live else "Enter resumes it")
+            yield Static(Content(f"{enter} · f follows it read-only · Esc later (w lists it)"), classes="muted")
 
     def on_mount(self) -> None:
         self.query_one("#offers", DataTable).focus()
@@ -204,7 +214,8 @@ class ResumeScreen(ModalScreen[tuple[str, str] | None]):
     def _chosen(self, event: DataTable.RowSelected) -> None:
         event.stop()
         run = self._current()
-        self.dismiss(("resume", run) if run else None)
+        # A run live in another console cannot be resumed here (it holds the lock): follow it.
+        self.dismiss(("follow" if run in self.live else "resume", run) if run else None)
 
     def action_follow(self) -> None:
         run = self._current()

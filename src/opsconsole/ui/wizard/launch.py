@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from textual.app import App
 
     from opsconsole.actions.kernel import ActionKernel
-    from opsconsole.actions.locks import OperatorLocks
+    from opsconsole.actions.locks import LockHeld, OperatorLocks
     from opsconsole.audit import Journal
     from opsconsole.runbooks.engine import Wizard
     from opsconsole.runbooks.loader import RunbookCatalog
@@ -181,15 +181,27 @@ async def follow_run(app: App[Any], run_id: str, *, events: Sequence[Mapping[str
 
 
 async def offer_resume(app: App[Any]) -> None:
-    """At start: open runs left by a console that was killed or disconnected."""
+    """At start: open runs left by a console that was killed or disconnected, and runs another
+    console walks right now (it holds their lock `runbook:<id>`): those are offered to follow."""
     from opsconsole.ui.wizard.dialogs import ResumeScreen
 
     services = _services(app)
     runs = await asyncio.to_thread(services.open_runs)
-    runs = [r for r in runs if r.run not in services.wizards]
+    runs = [r for r in runs if r.run not in services.wizards][:8]
     if not runs:
         return
-    choice = await app.push_screen_wait(ResumeScreen([(r.run, f"Resume {r.message()}") for r in runs[:8]]))
+    locks = await asyncio.to_thread(services.runbook_locks)
+    offers: list[tuple[str, str]] = []
+    live: set[str] = set()
+    for run in runs:
+        holder = await _holder(locks, run.runbook)
+        if holder is None:
+            offers.append((run.run, f"Resume {run.message()}"))
+            continue
+        live.add(run.run)
+        since = f" since {holder.since:%H:%M} UTC" if holder.since is not None else ""
+        offers.append((run.run, f"Follow {run.message()}: live in another console, {holder.holder} runs it{since}"))
+    choice = await app.push_screen_wait(ResumeScreen(offers, live=live))
     if choice is None:
         return
     verb, run_id = choice
@@ -197,6 +209,18 @@ async def offer_resume(app: App[Any]) -> None:
         await follow_run(app, run_id)
     else:
         await resume_run(app, run_id)
+
+
+async def _holder(locks: OperatorLocks | None, runbook_id: str) -> LockHeld | None:
+    """Who holds the run's lock now (None: nobody, or it cannot be told: then resuming says so)."""
+    from opsconsole.actions.locks import LockError
+
+    if locks is None:
+        return None
+    try:
+        return await locks.holder(f"runbook:{runbook_id}")
+    except LockError:
+        return None
 
 
 async def picker(app: App[Any]) -> None:

@@ -43,6 +43,15 @@ STEP_ACTIONS = frozenset({"start", "done", "failed", "skip", "next", "rerun", "v
 ACK_FOCUS_DELAY_S = 0.3
 
 
+def _param_text(value: object) -> str:
+    """A parameter's value as an operator writes it (`status:waiting`, `1, 2`), not a Python repr."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_param_text(v) for v in value) or "(none)"
+    return cell(value, 200)
+
+
 def _duration(seconds: float | None) -> str:
     return "" if seconds is None else format_age(max(0.0, seconds))
 
@@ -61,6 +70,8 @@ class WizardScreen(Screen[None]):
     """One wizard run. `follow=True`: another console holds it; this one watches, read-only."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Esc in the ack field leaves the field (for b, t, ?); elsewhere it goes back to the tabs.
+        Binding("escape", "leave_field", "Leave the field"),
         Binding("escape", "leave", "Tabs"),
         Binding("x", "start('x')", "Run action", id="wizard.start"),
         Binding("enter", "start('enter')", "Start", show=False),
@@ -105,6 +116,7 @@ class WizardScreen(Screen[None]):
         self._clock = clock
         self._op_running = False
         self._bindings_key: tuple[object, ...] = ()
+        self._ack_visit: object = None  # the step visit the ack field was given the focus for
         self.denials: list[str] = []
         wizard.on_change = self._changed
 
@@ -141,9 +153,10 @@ class WizardScreen(Screen[None]):
         return clock() if callable(clock) else utcnow()
 
     def on_screen_resume(self) -> None:
-        """Back from a dialog (or from the tabs): draw what happened meanwhile."""
+        """Back from a dialog (or from the tabs): draw what happened meanwhile (the ack field gets
+        the focus again if the step needs it)."""
+        self._ack_visit = None
         self.render_view()
-        self._focus_ack()
 
     def _changed(self) -> None:
         if self.is_mounted:
@@ -200,11 +213,12 @@ class WizardScreen(Screen[None]):
         message.update(Content(wiz.message))
         message.set_class(bool(wiz.message), "-shown")
         self.query_one("#wiz-keys", Static).update(Content(self._keys_text()))
-        signature = (wiz.mode(), wiz.needs_ack(step), wiz.closed, wiz.busy,
-                     wiz.visit.state if wiz.visit is not None else "")
+        signature = (wiz.mode(), wiz.needs_ack(step), wiz.closed, wiz.busy, self._op_running,
+                     len(wiz.record.visits), wiz.visit.state if wiz.visit is not None else "")
         if signature != self._bindings_key:
             self._bindings_key = signature
             self.refresh_bindings()
+        self._keep_ack_focus()
 
     def _head(self) -> str:
         wiz = self.wizard
@@ -302,18 +316,23 @@ class WizardScreen(Screen[None]):
             assert step is not None
             ref = wiz.vocabulary.action(step.action)
             tier = f" ({ref.tier})" if ref is not None else ""
-            lines.append(f"Action: {step.action}{tier}" + (f" with {dict(step.params)}" if step.params else ""))
+            lines.append(f"Action: {step.action}{tier}")
+            lines += [f"  {name} = {_param_text(value)}" for name, value in step.params.items()]
             for name, source in step.params_from.items():
-                lines.append(f"  {name} from {source}")
+                check_id, _sep, path = source.partition(":")
+                lines.append(f"  {name}: from the check {check_id}" + (f" ({path})" if path else ""))
             lines += self._live_lines({k: v for k, v in t.live.items()})
             if t.preview is not None:
                 lines.append(f"Preview: {cell(t.preview.target, 200)}")
                 lines += [f"  {cell(line, 200)}" for line in t.preview.lines[:30]]
             if t.progress:
                 lines.append(f"Progress: {t.progress}")
-            if t.refusal:
+            # Once the journal has the step's end, its line below says it: not a second time here.
+            visit = wiz.visit
+            ended = visit is not None and visit.ended and bool(visit.detail)
+            if t.refusal and not (ended and visit is not None and visit.state == "refused"):
                 lines.append(f"Refused: {cell(t.refusal, 400)}")
-            if t.outcome_text:
+            if t.outcome_text and (not ended or "(JOURNAL:" in t.outcome_text):
                 lines.append(f"Outcome: {cell(t.outcome_text, 400)}")
         visit = wiz.visit
         if visit is not None and visit.state == "unknown":
@@ -333,6 +352,7 @@ class WizardScreen(Screen[None]):
         return f"Where: {link}" if link else f"Where: {step.link} (not configured here)"
 
     def _keys_text(self) -> str:
+        """The key line: the same keys as the footer (`check_action`), in the step's words."""
         from opsconsole.runbooks.engine import Mode
 
         wiz = self.wizard
@@ -340,39 +360,66 @@ class WizardScreen(Screen[None]):
             return "Following another console's run (read-only) · Esc back to the tabs · t timeline"
         if wiz.closed:
             return "The run is closed · Esc back to the tabs · t timeline"
+        if wiz.busy or self._op_running:
+            what = wiz.busy or "the previous key"
+            tail = ("Esc stops waiting" if wiz.busy == "checks" else
+                    "Esc asks a long action to stop between chunks" if wiz.busy == "action" else "")
+            return f"{what} running… {tail}".rstrip()
         step = wiz.step
         if step is not None and wiz.needs_ack(step):
-            return f"Type {step.ack} in the field above and press Enter: nothing on this step works before that"
+            if self._ack_has_focus():
+                return (f"Type {step.ack} in the field above and press Enter: nothing on this step works before "
+                        "that · Esc leaves the field")
+            rest = " · b back" if self._can("back") else ""
+            return f"a then type {step.ack} and Enter: nothing on this step works before that{rest} · Esc tabs"
         visit = wiz.visit
         if visit is not None and visit.state == "unknown":
-            return "v record what the action did (after checking it) · b back · Esc tabs"
+            return "v record what the action did (after checking it) · Esc tabs"
         mode = wiz.mode()
-        keys = {
-            Mode.CHECK: "r re-check · n next · s skip (reason) · b back",
-            Mode.ACTION: "x run the action (preview, then confirm) · s skip (reason) · n next after a failure · b back",
-            Mode.MANUAL: "d done · f did not work / no · s skip (reason) · b back",
-            Mode.FALLBACK: "d done by hand · f not OK · s skip (reason) · b back",
-            Mode.END: "r re-check · c close the run (reason) · b back",
-        }.get(mode, "")
-        if wiz.busy:
-            keys = f"{wiz.busy} running… " + ("Esc stops waiting" if wiz.t.waiting_until is not None else
-                                              "Esc asks a long action to stop between chunks"
-                                              if wiz.busy == "action" else "")
-        return keys + " · c close · Esc tabs" if mode not in (Mode.END,) and not wiz.busy else keys
+        by_mode: dict[Mode, list[tuple[tuple[str, ...], str]]] = {
+            Mode.CHECK: [(("rerun",), "r re-check"), (("next",), "n next"), (("skip",), "s skip (reason)")],
+            Mode.ACTION: [(("start", "x"), "x run the action (preview, then confirm)"), (("skip",), "s skip (reason)"),
+                          (("next",), "n next after a failure")],
+            Mode.MANUAL: [(("done",), "d done"), (("failed",), "f did not work / no"), (("skip",), "s skip (reason)")],
+            Mode.FALLBACK: [(("done",), "d done by hand"), (("failed",), "f not OK"), (("skip",), "s skip (reason)")],
+            Mode.END: [(("rerun",), "r re-check"), (("close_run",), "c close the run (reason)")],
+        }
+        keys = list(by_mode.get(mode, []))
+        keys.append((("back",), "b back"))
+        if mode is not Mode.END:
+            keys.append((("close_run",), "c close"))
+        parts = [text for (action, *params), text in keys if self._can(action, *params)]
+        return " · ".join([*parts, "Esc tabs"])
+
+    def _ack_wanted(self) -> bool:
+        wiz = self.wizard
+        step = wiz.step
+        return step is not None and wiz.needs_ack(step) and not wiz.follow and not wiz.closed
+
+    def _keep_ack_focus(self) -> None:
+        """A step that needs its ack gets the field focused however the run got there: by a key, by
+        itself (the first step, or after its check steps), back from a dialog or from the tabs.
+        Once per visit: Esc out of the field is the operator's choice (to use b, t, ?); a focuses it again."""
+        visit = self.wizard.visit
+        if visit is None or visit is self._ack_visit or not self._ack_wanted() or not self.is_mounted:
+            return
+        if self.app.screen is not self:
+            return  # a dialog is open: on_screen_resume comes back here when it closes
+        self._ack_visit = visit
+        self._focus_ack()
 
     def _focus_ack(self) -> None:
         """Focus the ack field, a moment later: a key that brought the run here must not land in it."""
-        step = self.wizard.step
-        if step is not None and self.wizard.needs_ack(step) and not self.wizard.follow:
+        if self._ack_wanted():
             self.set_timer(ACK_FOCUS_DELAY_S, self._focus_ack_now)
 
     def _focus_ack_now(self) -> None:
-        step = self.wizard.step
-        if self.is_mounted and step is not None and self.wizard.needs_ack(step) and not self.wizard.follow:
+        if self.is_mounted and self._ack_wanted() and self.app.screen is self:
             ack = self.query_one("#wiz-ack", AckInput)
             if not ack.has_focus:
                 ack.value = ""
                 ack.focus()
+            self.refresh_bindings()
 
     # -- operations (one at a time) -----------------------------------------------------------
     @property
@@ -386,6 +433,7 @@ class WizardScreen(Screen[None]):
             self.render_view()
             return
         self._op_running = True
+        self.render_view()  # the keys refused meanwhile leave the footer
 
         async def go() -> None:
             from opsconsole.runbooks.engine import Denied
@@ -403,24 +451,31 @@ class WizardScreen(Screen[None]):
         self.run_worker(go(), group="wizard-op", exit_on_error=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Only the keys that mean something on this step are shown (and work)."""
+        """Only the keys that do something now are shown (and work): the engine would refuse the
+        others, so the footer, `?` and the key line leave them out."""
         from opsconsole.runbooks.engine import Mode
 
         wiz = self.wizard
+        if self._ack_has_focus():  # every printable key is typed into the field: only Esc and Enter work
+            return action == "leave_field"
+        if action == "leave_field":
+            return False
         if action in ("leave", "timeline", "help"):
             return True
         if wiz.follow or wiz.closed:
             return False
+        if wiz.busy or self._op_running:
+            return False  # an action runs, checks run or a re-check waits: Esc stops it, nothing else
         step = wiz.step
         if action == "ack":
-            return bool(step is not None and wiz.needs_ack(step))
+            return bool(step is not None and wiz.needs_ack(step)) and not self._ack_has_focus()
         # An ack-gated step's keys are hidden until the ack is typed (and the engine refuses anyway).
         if step is not None and wiz.needs_ack(step) and action in STEP_ACTIONS:
             return False
         mode = wiz.mode()
         state = wiz.visit.state if wiz.visit is not None else ""
-        if state == "unknown":
-            return action in ("verify", "back")
+        if state in ("unknown", "running"):
+            return action == "verify" and state == "unknown"  # nothing else before the outcome is recorded
         shown: dict[str, bool] = {
             "start": (mode is Mode.ACTION) if parameters == ("x",) else mode in (Mode.ACTION, Mode.CHECK, Mode.END),
             "done": mode in (Mode.MANUAL, Mode.FALLBACK),
@@ -428,11 +483,27 @@ class WizardScreen(Screen[None]):
             "rerun": mode in (Mode.CHECK, Mode.END),
             "next": state in ("failed", "passed", "done") and mode is not Mode.END,
             "skip": mode in (Mode.CHECK, Mode.ACTION, Mode.MANUAL, Mode.FALLBACK),
-            "back": len(wiz.record.visits) > 1,
+            "back": bool(wiz.back_target()),
             "verify": False,
             "close_run": True,
         }
         return shown.get(action, True)
+
+    def _ack_has_focus(self) -> bool:
+        ack = next(self.query("#wiz-ack").results(AckInput), None)  # (none yet while composing)
+        return ack is not None and ack.has_focus
+
+    def _can(self, action: str, *parameters: object) -> bool:
+        return bool(self.check_action(action, parameters))
+
+    @on(events.DescendantFocus)
+    @on(events.DescendantBlur)
+    def _focus_moved(self) -> None:
+        """`a Acknowledge` is offered only while the field does not have the focus."""
+        self.refresh_bindings()
+        keys = next(self.query("#wiz-keys").results(Static), None)
+        if keys is not None:
+            keys.update(Content(self._keys_text()))
 
     def action_leave(self) -> None:
         wiz = self.wizard
@@ -456,11 +527,8 @@ class WizardScreen(Screen[None]):
         event.input.value = ""
         self._run(lambda: self.wizard.acknowledge(typed))
 
-    def on_key(self, event: events.Key) -> None:
-        ack = self.query_one("#wiz-ack", AckInput)
-        if event.key == "escape" and ack.has_focus:
-            event.stop()
-            self.set_focus(None)
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
 
     def action_start(self, key: str) -> None:
         from opsconsole.runbooks.engine import Mode
@@ -557,7 +625,11 @@ class WizardScreen(Screen[None]):
         from opsconsole.ui.wizard.dialogs import VerifyScreen
 
         wiz = self.wizard
-        answer = await self.app.push_screen_wait(VerifyScreen(wiz.message or "check what the action did"))
+        visit = wiz.visit
+        # The dialog is about the attempt whose outcome is unknown (not whatever was said last).
+        unknown = visit is not None and visit.state == "unknown"
+        what = wiz.unknown_text(visit) if unknown and visit is not None else "check what the action did"
+        answer = await self.app.push_screen_wait(VerifyScreen(what))
         if answer is None:
             return None
         verdict, reason = answer
@@ -588,14 +660,28 @@ class WizardScreen(Screen[None]):
             self.app.push_screen(TimelineScreen(services.settings))
 
     def action_help(self) -> None:
-        from opsconsole.ui.help import HelpScreen
+        """`?`: the keys that work now: the wizard's own first (as in the footer), then the console's
+        (quit), then Textual's scrolling and field keys."""
+        from opsconsole.ui.help import EVERYWHERE, HelpScreen
 
+        own_section = f"wizard: {self.wizard.runbook.title}"
+        textual_section = "Scrolling and fields"
         entries: list[tuple[str, str]] = []
-        seen: set[str] = set()
+        sections: dict[str, str] = {}
+        labels: dict[str, str] = {}
         for key, active in self.active_bindings.items():
-            if key in seen:
+            binding = active.binding
+            if key in sections or not active.enabled:
                 continue
-            seen.add(key)
-            entries.append((key, active.binding.description or active.binding.action))
-        self.app.push_screen(HelpScreen(entries, f"wizard: {self.wizard.runbook.title}"))
-
+            if active.node is self and any(b.action == binding.action and key in b.key.split(",")
+                                           for b in WizardScreen.BINDINGS if isinstance(b, Binding)):
+                sections[key] = own_section
+            elif active.node is self.app:
+                sections[key] = EVERYWHERE
+            else:
+                sections[key] = textual_section
+            entries.append((key, binding.description or binding.action))
+            labels[key] = self.app.get_key_display(binding)
+        rank = {own_section: 0, EVERYWHERE: 1, textual_section: 2}
+        entries.sort(key=lambda kv: rank[sections[kv[0]]])  # stable: the footer's order within each
+        self.app.push_screen(HelpScreen(entries, own_section, sections=sections, labels=labels))
