@@ -270,3 +270,25 @@ async def test_a_hang_up_ends_the_app_even_while_a_worker_runs() -> None:
         os.kill(os.getpid(), signal.SIGHUP)
         await _until(pilot, lambda: app.return_code is not None)
     assert app.return_code == 128 + signal.SIGHUP
+
+
+async def test_a_card_given_a_result_before_its_lines_exist_shows_it_once_mounted() -> None:
+    """A tab replays the board while its cards are still composing: the result is kept and
+    painted on mount, not lost (and no NoMatches from a card without its lines)."""
+    from textual.app import App
+
+    from opsconsole.domain.models import CheckResult, utcnow
+    from opsconsole.ui.format import freshness
+
+    result = CheckResult("api.health", "api", "API /health", Status.FAIL, "HTTP 500 in 212 ms")
+    card = CheckCard("api.health", "API /health")
+    now = utcnow()
+    card.show(result, freshness(result.checked_at, now, interval_s=5, timeout_s=3, stale_after_s=60))
+
+    class Host(App[None]):
+        def compose(self) -> object:
+            yield card
+
+    async with Host().run_test(size=(80, 5)) as pilot:
+        await pilot.pause()
+        assert "HTTP 500 in 212 ms" in _text(card.query_one(".card-line"))

@@ -162,6 +162,8 @@ class CheckCard(Vertical, can_focus=True):
         self.result, self.fresh, self.interval_s = result, fresh, interval_s
         set_status_class(self, result.status)
         self.set_class(fresh.stale, "-stale")
+        if not self._composed():
+            return  # a pane replaying results while this card builds its lines: on_mount paints them
         self.query_one(".card-line", LiveStatic).show(self.line())
         self.query_one(".card-summary", LiveStatic).show(Content(printable(result.summary, limit=2000)))
         if new and self.expanded:
@@ -175,9 +177,19 @@ class CheckCard(Vertical, can_focus=True):
             return
         self.fresh = fresh
         self.set_class(fresh.stale, "-stale")
+        if not self._composed():
+            return
         self.query_one(".card-line", LiveStatic).show(self.line())
         if self.expanded:
             self.query_one(".card-meta", LiveStatic).show(self.meta())
+
+    def _composed(self) -> bool:
+        return bool(self.query(".card-line"))
+
+    def on_mount(self) -> None:
+        """What arrived before the lines existed (a tab replaying the board as it mounts)."""
+        if self.result is not None and self.fresh is not None:
+            self.show(self.result, self.fresh, self.interval_s)
 
     def line(self) -> Content:
         """`✖ FAIL  API /health  HTTP 500 in 212 ms`; the age appears once the result is overdue."""
