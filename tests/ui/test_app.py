@@ -292,3 +292,24 @@ async def test_a_card_given_a_result_before_its_lines_exist_shows_it_once_mounte
     async with Host().run_test(size=(80, 5)) as pilot:
         await pilot.pause()
         assert "HTTP 500 in 212 ms" in _text(card.query_one(".card-line"))
+
+
+def test_every_action_names_the_tab_that_serves_it() -> None:
+    from opsconsole.actions.catalog import KNOWN_ACTIONS
+
+    tabs = {tab for tab, _label, _cls in TABS}
+    assert {a.id: a.tab for a in KNOWN_ACTIONS if a.tab not in tabs} == {}
+
+
+@pytest.mark.parametrize("action_id,tab", [("dlq.requeue", "dlq"), ("db.cancel", "database"),
+                                           ("vercel.promote", "deploy"), ("backups.restore", "backups"),
+                                           ("n8n.retry", "n8n")])
+async def test_an_action_from_the_palette_opens_its_own_tab(action_id: str, tab: str) -> None:
+    """The palette used to send every action it did not know by name (the DLQ's) to the Database tab."""
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.start_action(action_id, "R")
+        tabs = app.screen_stack[0].query_one(TabbedContent)  # (the action's dialog may be on top)
+        await _until(pilot, lambda: tabs.active == f"tab-{tab}")
+        assert tabs.active == f"tab-{tab}"

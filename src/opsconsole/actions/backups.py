@@ -106,6 +106,7 @@ class RestoreBackup:
     title = "Restore the database"
     tier = RiskTier.DESTRUCTIVE
     start_key = "R"
+    tab = "backups"
     description = ("Restore the database from a daily backup or to a point in time: every write after it is lost "
                    "and the database is OFFLINE for the duration")
     needs = "[supabase] access_token"

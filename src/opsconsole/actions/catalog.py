@@ -32,13 +32,14 @@ class ActionInfo:
     params: tuple[ParamSpec, ...]
     needs: str
     rules: tuple[ParamRule, ...] = ()
+    tab: str = ""  # the console tab that serves it (runbooks.model.TABS)
 
     @classmethod
     def of(cls, action: type) -> ActionInfo:
         return cls(id=action.id, title=action.title, tier=action.tier,  # type: ignore[attr-defined]
                    description=getattr(action, "description", ""), start_key=getattr(action, "start_key", ""),
                    params=tuple(getattr(action, "params", ())), needs=getattr(action, "needs", ""),
-                   rules=tuple(getattr(action, "param_rules", ())))
+                   rules=tuple(getattr(action, "param_rules", ())), tab=getattr(action, "tab", ""))
 
 
 KNOWN_ACTIONS: tuple[ActionInfo, ...] = tuple(ActionInfo.of(cls) for cls in (

@@ -142,6 +142,7 @@ class _BackendSignal:
     title = ""
     tier = RiskTier.DISRUPTIVE
     start_key = ""
+    tab = "database"  # where the console serves it (the palette shows that tab)
     description = ""
     kind = ""  # "cancel" | "terminate"
     verb = ""  # "Cancel the running query of" | "Terminate"

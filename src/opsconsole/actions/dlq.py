@@ -110,6 +110,7 @@ def _outcome(result: BatchResult, *, good: int) -> Outcome:
 
 class _DlqAction:
     start_key = ""
+    tab = "dlq"
     description = ""
     needs = "[dlq] and [supabase] database_url"
     params: tuple[ParamSpec, ...] = SELECTION_PARAMS

@@ -77,6 +77,7 @@ class RevertMigration:
     title = "Revert migration"
     tier = RiskTier.DESTRUCTIVE
     start_key = "V"
+    tab = "deploy"
     description = ("Undo a migration with its rollback statements or revert file: dry run first (counts the data "
                    "it loses), then one transaction that also removes the version from schema_migrations")
     needs = "[supabase] database_url"

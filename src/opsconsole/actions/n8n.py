@@ -127,6 +127,7 @@ class RetryExecutions:
     title = "Retry n8n executions"
     tier = RiskTier.DISRUPTIVE  # the sync's writes run again
     start_key = "R"
+    tab = "n8n"
     description = ("Run the selected failed n8n executions again, one at a time, following each until it "
                    "succeeds or fails (stops after 3 consecutive failures)")
     needs = "[n8n]"

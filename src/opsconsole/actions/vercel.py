@@ -250,6 +250,7 @@ class RedeployProduction(_VercelAction):
     title = "Redeploy production"
     tier = RiskTier.DISRUPTIVE  # a new build replaces the serving instances when READY
     start_key = "R"
+    tab = "deploy"
     description = "Redeploy the deployment serving production (same commit): a new build cycles its instances"
     params = (ParamSpec("deployment", ParamType.STR, "the deployment to redeploy, dpl_... (default: the one "
                         "serving production)", max_len=100),)
@@ -404,6 +405,7 @@ class PromoteDeployment(_VercelAction):
     title = "Promote to production"
     tier = RiskTier.DISRUPTIVE
     start_key = "P"
+    tab = "deploy"
     description = ("Promote a READY deployment to production (default: the previous working one); "
                    "undo=true promotes what served before the last promote")
     params = (ParamSpec("deployment", ParamType.STR, "the deployment to promote, dpl_... (default: the newest "

@@ -464,40 +464,37 @@ class OpsApp(App[None]):
         self.push_screen(HelpScreen(entries, f"{tab_label} tab", sections=sections, labels=labels))
 
     def start_action(self, action_id: str, start_key: str) -> None:
-        """From the palette: show the action's tab and start it on that tab's selection."""
+        """From the palette: show the tab that serves the action and start it there, on that tab's
+        selection, exactly as its key would."""
+        from opsconsole.actions.catalog import action_info
         from opsconsole.ui.widgets.activity import ActivityView
+        from opsconsole.ui.widgets.deploys import DeploymentsView
+        from opsconsole.ui.widgets.dlq import DlqView
+        from opsconsole.ui.widgets.migrations import MigrationsView
+        from opsconsole.ui.widgets.n8n import ExecutionsView
+        from opsconsole.ui.widgets.restore import RestoreView
 
+        info = action_info(action_id)
+        tab = info.tab if info is not None and info.tab else "database"
+        self.action_show_tab(tab)
         if action_id == "migrations.revert":
-            from opsconsole.ui.widgets.migrations import MigrationsView
-
-            self.action_show_tab("deploy")
             for migrations in self.query(MigrationsView):
                 migrations.action_revert()
-            return
-        if action_id == "backups.restore":
-            from opsconsole.ui.widgets.restore import RestoreView
-
-            self.action_show_tab("backups")
+        elif action_id == "backups.restore":
             for restore in self.query(RestoreView):
                 restore.action_restore("backup")
-            return
-        if action_id.startswith("vercel."):
-            from opsconsole.ui.widgets.deploys import DeploymentsView
-
-            self.action_show_tab("deploy")
+        elif tab == "deploy":
             for deploys in self.query(DeploymentsView):
                 deploys.action_act(action_id)
-            return
-        if action_id.startswith("n8n."):
-            from opsconsole.ui.widgets.n8n import ExecutionsView
-
-            self.action_show_tab("n8n")
+        elif tab == "n8n":
             for n8n_view in self.query(ExecutionsView):
                 n8n_view.action_retry()
-            return
-        self.action_show_tab("database")
-        for view in self.query(ActivityView):
-            view.action_act(action_id, start_key)
+        elif tab == "dlq":
+            for dlq in self.query(DlqView):
+                dlq.action_act(action_id)
+        else:
+            for view in self.query(ActivityView):
+                view.action_act(action_id, start_key)
 
     def is_tab_active(self, tab: str) -> bool:
         return self.query_one(TabbedContent).active == f"tab-{tab}"
@@ -505,8 +502,9 @@ class OpsApp(App[None]):
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         event.stop()
-        active = self.query_one(TabbedContent).active
-        for pane in self.query(Pane):
+        tabs = event.tabbed_content  # (not a query: the message may arrive while the app shuts down)
+        active = tabs.active
+        for pane in tabs.query(Pane):
             pane.set_active(active == f"tab-{pane.TAB_ID}")
 
     async def on_unmount(self) -> None:

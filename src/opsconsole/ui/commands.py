@@ -39,11 +39,11 @@ class OpsCommands(Provider):
         cmds.append(("Show keys", "Every key of the current screen (key ?)", app.action_help))
         cmds.append(("Incident timeline", "Every action and manual step from the audit journal (key t)",
                       app.action_timeline))
+        labels = {tab: label for tab, label, _cls in TABS}
         kernel = app.services.kernel
         # Mutating actions: listed only when allowed (never in read-only mode).
         for action in kernel.visible_actions() if kernel is not None else []:
-            tab = {"migrations.revert": "Deploy", "backups.restore": "Backups", "n8n.retry": "n8n"}.get(
-                action.id, "Deploy" if action.id.startswith("vercel.") else "Database")
+            tab = labels.get(getattr(action, "tab", ""), "Database")
             cmds.append((f"{action.title} ({tab} tab, key {action.start_key})",
                          f"{action.description} [{action.tier.value}]",
                          partial(app.start_action, action.id, action.start_key)))
