@@ -256,9 +256,10 @@ async def test_detail_view_polls_only_while_its_tab_is_visible() -> None:
         assert len(calls) == 2
 
 
-async def test_a_hang_up_ends_the_app_even_while_a_worker_runs() -> None:
-    """SIGHUP is handled by the app's loop: it exits (129) whatever runs. A SystemExit raised by a
-    process-wide signal handler inside a worker would be swallowed by that worker."""
+async def test_sigterm_ends_the_app_even_while_a_worker_runs() -> None:
+    """SIGTERM is handled by the app's loop: it exits (143) whatever runs. A SystemExit raised by a
+    process-wide signal handler inside a worker would be swallowed by that worker. (SIGHUP leaves
+    the loop at once instead: tests/test_hangup.py, in a real pty.)"""
     import os
     import signal
 
@@ -267,9 +268,9 @@ async def test_a_hang_up_ends_the_app_even_while_a_worker_runs() -> None:
         gate = asyncio.Event()
         app.run_worker(gate.wait(), group="busy", exit_on_error=False)
         await pilot.pause()
-        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
         await _until(pilot, lambda: app.return_code is not None)
-    assert app.return_code == 128 + signal.SIGHUP
+    assert app.return_code == 128 + signal.SIGTERM
 
 
 async def test_a_card_given_a_result_before_its_lines_exist_shows_it_once_mounted() -> None:

@@ -32,6 +32,7 @@ from opsconsole.ui.widgets.live import still_cursor
 from opsconsole.ui.widgets.status import StatusBadge
 
 CHECK_ORDER = {cid: i for i, cid in enumerate(CHECK_IDS)}
+EXIT_GRACE_S = 1.0  # after SIGTERM: how long a graceful exit may take before the loop is left
 HINT_CATALOG_DELAY_S = 0.5
 """The runbook catalog for the status-area hint is read this long after start: off the first frame."""
 
@@ -190,7 +191,19 @@ class OpsApp(App[None]):
                 pass
 
     def _on_exit_signal(self, signum: int) -> None:
+        import signal
+
+        if signum == signal.SIGHUP:  # the terminal is gone: nothing to restore, leave the loop now
+            self._exit_now(signum)
         self.exit(return_code=128 + signum)
+        # A graceful exit can stall (a check in flight, a terminal that no longer reads): after a
+        # second, leave the loop outright. SystemExit raised by a loop callback, never inside a
+        # worker, always propagates.
+        asyncio.get_running_loop().call_later(EXIT_GRACE_S, self._exit_now, signum)
+
+    @staticmethod
+    def _exit_now(signum: int) -> None:
+        raise SystemExit(128 + signum)
 
     async def _report_unfinished(self) -> None:
         """Actions a killed or disconnected console left without an outcome: say so at once."""
