@@ -176,6 +176,25 @@ async def test_a_backups_refresh_keeps_the_cursor_and_a_still_restore_restyles_n
         assert spy.restyles == 0 and spy.texts == []
 
 
+async def test_an_unchanged_runbook_hint_is_not_repainted_per_check_result() -> None:
+    app = OpsApp(fake_services(), live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        hint = app.query_one("#runbook-hint", LiveStatic)
+        assert "w opens" in hint.plain and hint.has_class("-shown")
+        updates: list[str] = []
+        original = hint.update
+
+        def spy(content: Any = "", *, layout: bool = True) -> None:
+            updates.append(str(content))
+            original(content, layout=layout)
+
+        hint.update = spy  # type: ignore[method-assign]
+        for result in list(app.board.results.values()):  # a poll round whose results change nothing
+            app.record_result(result)
+        assert updates == []
+
+
 async def test_at_80x24_the_deploy_tab_shows_both_lists_and_no_horizontal_scrollbar() -> None:
     app = OpsApp(fake_services(), live=False)
     async with app.run_test(size=(80, 24)) as pilot:
