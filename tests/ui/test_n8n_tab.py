@@ -21,6 +21,7 @@ from opsconsole.demo.sims import n8n as n8n_sim
 from opsconsole.settings import AuditSettings, ChecksSettings, EnvironmentSettings, N8nSettings, Secret, Settings
 from opsconsole.ui.app import OpsApp
 from opsconsole.ui.confirm import ConfirmScreen
+from opsconsole.ui.widgets.live import KeyedTable
 from opsconsole.ui.widgets.n8n import PAGE_SIZE, ExecutionScreen, ExecutionsView, RetryProgressScreen
 from tests.adapters.n8n_twilio import N8N_CANARY, SECRETS
 
@@ -224,6 +225,38 @@ async def test_polls_update_cells_in_place_never_clearing_the_table(sim: n8n_sim
         assert clears == []
         assert [str(k.value) for k in table.rows] == keys_before
         assert view.cell_updates == updates + 1  # exactly the one cell that changed
+
+
+async def test_a_new_failure_at_the_top_keeps_the_cursor_on_its_execution(sim: n8n_sim.N8nSimulator,
+                                                                           tmp_path: Path) -> None:
+    app = OpsApp(build_services(_settings(sim, tmp_path)), live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _view(app, pilot)
+        table = view.query_one(KeyedTable)
+        under = view.rows[3].id
+        _cursor_to(view, under)
+        clears: list[int] = []
+        original_clear = table.clear
+
+        def counting_clear(*args: Any, **kwargs: Any) -> Any:
+            clears.append(1)
+            return original_clear(*args, **kwargs)
+
+        table.clear = counting_clear  # type: ignore[method-assign]
+        before = list(table.row_keys)
+        loads, updates = view.loads, view.cell_updates
+        view.reload()  # a poll with nothing new: nothing changes on screen
+        await _until(pilot, lambda: view.loads > loads and not any(w.group.startswith("n8n") and w.is_running
+                                                                  for w in app.workers), "the quiet poll")
+        assert view.cell_updates == updates and table.row_keys == before
+        _inject(sim, {"kind": "transient", "count": 1})  # a new failure, newest first
+        view.reload()
+        await _until(pilot, lambda: table.row_keys[:1] != before[:1], "the new row at the top")
+        await _until(pilot, lambda: all(r.id in view.errors for r in view.rows), "its error")
+        assert clears == [] and table.row_keys[1:] == before[:len(table.row_keys) - 1]
+        current = view.current()
+        assert table.cursor_key() == under and current is not None and current.id == under
+        assert table.scrollbar_size_horizontal == 0  # the wide error column scrolls with ← →, no scrollbar row
 
 
 async def test_read_only_hides_retry(sim: n8n_sim.N8nSimulator, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from opsconsole.ui.help import EVERYWHERE, HelpScreen, key_label
 from opsconsole.ui.panes.base import Pane
 from opsconsole.ui.panes.tabs import TABS, ApiPane
 from opsconsole.ui.themes import DEFAULT_THEME, builtin_themes, no_color_requested, theme_for_terminal, user_themes
-from opsconsole.ui.widgets.live import still_cursor
+from opsconsole.ui.widgets.live import LiveStatic, still_cursor
 from opsconsole.ui.widgets.status import StatusBadge
 
 CHECK_ORDER = {cid: i for i, cid in enumerate(CHECK_IDS)}
@@ -138,7 +138,7 @@ class OpsApp(App[None]):
         with Grid(id="status-strip"):
             for system in SYSTEMS:
                 yield StatusBadge(system, id=f"badge-{system}")
-        yield Static(Content(""), id="runbook-hint")  # "api.health FAIL: w opens API Down / 500 Errors"
+        yield LiveStatic(Content(""), id="runbook-hint")  # "api.health FAIL: w opens API Down / 500 Errors"
         deep_links = links(self.services.settings)
         with TabbedContent(id="tabs"):
             for tab, label, cls in TABS:
@@ -277,12 +277,14 @@ class OpsApp(App[None]):
         return f"{check_id} FAIL: w opens {title}{more}"
 
     def _update_hint(self) -> None:
-        found = self.query("#runbook-hint").results(Static)
+        """After every check result: repainted only when the hint's text changes (a Static update
+        with the same text re-laid-out the whole screen, and repainted its scrollbars, per result)."""
+        found = self.query("#runbook-hint").results(LiveStatic)
         hint = next(found, None)
         if hint is None:
             return
         text = self._runbook_hint()
-        hint.update(Content(text))
+        hint.show(Content(text))
         hint.set_class(bool(text), "-shown")
 
     # -- polling: each check on its own interval ([checks] intervals) ------------------------

@@ -137,11 +137,16 @@ class Pane(VerticalScroll):
         lists = [w for w in self.children if w.has_class("pane-list") and w.display]
         if not lists or not self.is_attached:
             return
-        target = lists[0]
-        room = self.scrollable_content_region.height - target.virtual_region.y - target.styles.margin.bottom
-        height = max(LIST_MIN_ROWS, room)
-        if target.styles.height is None or target.styles.height.value != height:
-            target.styles.height = height
+        # Several lists (the Deploy tab: deployments, then migrations) follow one another and share
+        # the room, the first taking any odd row: each shows its first rows, none leaves the next
+        # one below the fold behind a screenful of blank lines.
+        margins = sum(w.styles.margin.top + w.styles.margin.bottom for w in lists) - lists[0].styles.margin.top
+        room = self.scrollable_content_region.height - lists[0].virtual_region.y - margins
+        share, odd = divmod(room, len(lists))
+        for i, target in enumerate(lists):
+            height = max(LIST_MIN_ROWS, share + (1 if i < odd else 0))
+            if target.styles.height is None or target.styles.height.value != height:
+                target.styles.height = height
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         """Tabs change only by the operator's keys (1-6, the palette, a click), never because a

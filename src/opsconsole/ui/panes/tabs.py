@@ -68,7 +68,7 @@ class N8nPane(Pane):
         super().set_active(active)
         if active:  # keys (space, R, /, ]) act on the executions list at once
             for table in self.query("#n8n-table"):  # absent while the pane is still mounting
-                table.focus()
+                self.focus_inside(table)  # without scrolling: the status lines stay on screen
 
     async def _load_detail(self) -> None:
         from opsconsole.ui.widgets.n8n import ExecutionsView
@@ -158,7 +158,7 @@ class BackupsPane(Pane):
         super().set_active(active)
         if active:  # R / T act on the backup list at once
             for table in self.query("#backups-table"):
-                table.focus()
+                self.focus_inside(table)  # without scrolling: the status line stays on screen
 
     async def _load_detail(self) -> None:
         from opsconsole.ui.widgets.restore import RestoreView

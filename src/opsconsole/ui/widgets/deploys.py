@@ -19,11 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from opsconsole.domain.deploys import Deployment
-from opsconsole.ui.format import cell, fmt_age, fmt_latency
+from opsconsole.ui.format import cell, fmt_age, slow_latency
+from opsconsole.ui.widgets.live import KeyedTable, LiveStatic
 
 if TYPE_CHECKING:
     from opsconsole.actions.model import Preview
@@ -62,29 +62,28 @@ class DeploymentsView(Vertical):
     DeploymentsView.-fail .deploy-status { color: $error; text-style: bold; }
     DeploymentsView #deploy-action { color: $accent; text-style: bold; }
     DeploymentsView #deploy-action.-failed { color: $error; }
-    DeploymentsView DataTable { height: auto; max-height: 12; }
+    DeploymentsView KeyedTable { height: 1fr; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.listing: DeployListing | None = None
         self.rows: dict[str, Deployment] = {}
-        self._cells: dict[str, tuple[str, ...]] = {}
         self.followed: Deployment | None = None  # the deployment a running redeploy follows
         self.running: Preview | None = None
         self._hooks: DeployHooks | None = None
         self._cursor_placed = False
         self.interval_s = 15.0
+        self.cell_updates = 0  # cells changed in place (rows are never cleared and re-added)
 
     def compose(self) -> ComposeResult:
         yield Static(Content("Recent deployments"), classes="deploy-title")
-        yield Static(Content("loading…"), classes="deploy-status", id="deploy-status")
-        action = Static(Content(""), id="deploy-action")
+        yield LiveStatic(Content("loading…"), classes="deploy-status", id="deploy-status")
+        action = LiveStatic(Content(""), id="deploy-action")
         action.display = False
         yield action
-        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="deploy-table")
-        for key, label in COLUMNS:
-            table.add_column(Text(label), key=key)
+        table = KeyedTable(cursor_type="row", zebra_stripes=True, id="deploy-table")
+        table.set_columns(COLUMNS)
         yield table
 
     @property
@@ -92,8 +91,8 @@ class DeploymentsView(Vertical):
         return self.app.services  # type: ignore[attr-defined, no-any-return]
 
     @property
-    def table(self) -> DataTable[Text]:
-        return self.query_one("#deploy-table", DataTable)
+    def table(self) -> KeyedTable:
+        return self.query_one("#deploy-table", KeyedTable)
 
     # -- data -------------------------------------------------------------------------------
     def show(self, listing: DeployListing, now: datetime, interval_s: float | None = None) -> None:
@@ -110,7 +109,8 @@ class DeploymentsView(Vertical):
             fresh = {self.followed.id: self.followed, **fresh}
         elif self.followed is not None and self.followed.id in fresh and self.running is not None:
             fresh[self.followed.id] = self._newer(self.followed, fresh[self.followed.id])
-        self._apply(fresh, now, remove=True)
+        self.rows = fresh
+        self._sync(now)
         if not self._cursor_placed and self.rows:
             self._cursor_placed = True
             target = listing.previous_working()
@@ -124,43 +124,24 @@ class DeploymentsView(Vertical):
         """The followed deployment's fresher copy: the poll may lag behind the action's progress."""
         return polled if polled.final or not ours.final else ours
 
-    def _row(self, dep: Deployment, now: datetime) -> tuple[str, ...]:
+    def _row(self, dep: Deployment, now: datetime) -> list[Text]:
         current = self.listing.current_id if self.listing is not None else None
         mark = "▶" if dep.id == current else ("●" if self.followed is not None and dep.id == self.followed.id
                                               else "")
-        return (mark, fmt_age(dep.age_s(now)), dep.state, _build_text(dep, now),
-                _TARGET.get(dep.target or "", "preview"), dep.short_sha or "–", cell(dep.message, 48),
-                cell(dep.ref, 24), dep.id)
+        # Text, not str: DataTable parses str as markup, and commit messages are anyone's
+        return [Text(mark), Text(fmt_age(dep.age_s(now))), Text(dep.state), Text(_build_text(dep, now)),
+                Text(_TARGET.get(dep.target or "", "preview")), Text(dep.short_sha or "–"),
+                Text(cell(dep.message, 48)), Text(cell(dep.ref, 24)), Text(dep.id)]
 
-    def _apply(self, fresh: dict[str, Deployment], now: datetime, *, remove: bool) -> None:
+    def _sync(self, now: datetime) -> None:
+        """Newest first, keyed by id (KeyedTable): only changed cells repaint, a new deployment is
+        added at the top and the cursor stays on its deployment."""
         table = self.table
-        under_cursor = self.cursor_deployment()
-        added = False
-        with self.app.batch_update():
-            if remove:
-                for gone in [k for k in self.rows if k not in fresh]:
-                    table.remove_row(gone)
-                    del self.rows[gone]
-                    self._cells.pop(gone, None)
-            for dep_id, dep in fresh.items():
-                values = self._row(dep, now)
-                self.rows[dep_id] = dep
-                old = self._cells.get(dep_id)
-                if old is None:
-                    table.add_row(*(Text(v) for v in values), key=dep_id)
-                    added = True
-                else:
-                    for (key, _label), before, after in zip(COLUMNS, old, values, strict=True):
-                        if before != after:  # Text, not str: DataTable parses str as markup
-                            table.update_cell(dep_id, key, Text(after), update_width=key == "message")
-                self._cells[dep_id] = values
-            if added:
-                created = {k: d.created_at for k, d in self.rows.items()}
-                table.sort("id", key=lambda c: created.get(c.plain if isinstance(c, Text) else str(c)),
-                           reverse=True)
-                if under_cursor is not None:
-                    self.move_cursor_to(under_cursor.id)
-                self.call_after_refresh(self._keep_top)
+        before = table.row_keys
+        ordered = sorted(self.rows.values(), key=lambda d: d.created_at, reverse=True)
+        self.cell_updates += table.sync([(d.id, self._row(d, now)) for d in ordered])
+        if set(table.row_keys) - set(before):
+            self.call_after_refresh(self._keep_top)
         table.display = bool(self.rows)
 
     def _keep_top(self) -> None:
@@ -172,35 +153,27 @@ class DeploymentsView(Vertical):
 
     def move_cursor_to(self, dep_id: str) -> None:
         table = self.table
-        try:
+        if dep_id in table.row_keys:  # else the row is gone (a poll removed it)
             table.move_cursor(row=table.get_row_index(dep_id), animate=False)
-        except Exception:  # the row is gone (a poll removed it)
-            return
 
     def cursor_deployment(self) -> Deployment | None:
-        table = self.table
-        if not self.rows or not 0 <= table.cursor_row < table.row_count:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        except Exception:
-            return None
-        return self.rows.get(key or "")
+        key = self.table.cursor_key()
+        return self.rows.get(key) if key is not None else None
 
     def tick(self, now: datetime) -> None:
         """Once a second: ages and the build time of a build in progress (only changed cells)."""
         if self.rows:
-            self._apply(dict(self.rows), now, remove=False)
+            self._sync(now)
         self._status(now)
 
     def _status(self, now: datetime) -> None:
         listing = self.listing
-        status = self.query_one("#deploy-status", Static)
+        status = self.query_one("#deploy-status", LiveStatic)
         if listing is None:
-            status.update(Content("loading…"))
+            status.show(Content("loading…"))
             return
         if listing.problem is not None:
-            status.update(Content(cell(listing.problem, 300)))
+            status.show(Content(cell(listing.problem, 300)))
             return
         parts = ["▶ serving"]
         target = self.cursor_deployment()
@@ -212,10 +185,15 @@ class DeploymentsView(Vertical):
             else:
                 parts.append(f"P promotes {target.short_sha or target.id}")
         if listing.fetched_at is not None:
-            parts.append(f"as of {fmt_age((now - listing.fetched_at).total_seconds())} ago")
-        if listing.latency_ms is not None:
-            parts.append(fmt_latency(listing.latency_ms))
-        status.update(Content(" · ".join(parts)))
+            age = (now - listing.fetched_at).total_seconds()
+            # A ticking age repainted this line every second: shown only once overdue (the list
+            # stopped refreshing), as the session list does.
+            if age > self.interval_s + self.services.settings.checks.timeout_s:
+                parts.append(f"as of {fmt_age(age)} ago")
+        slow = slow_latency(listing.latency_ms)  # only when it says something (a slow Vercel API), as in the strip
+        if slow:
+            parts.append(f"took {slow}")
+        status.show(Content(" · ".join(parts)))
 
     # -- progress of a running action ---------------------------------------------------------
     def on_progress(self, progress: DeployProgress) -> None:
@@ -224,14 +202,15 @@ class DeploymentsView(Vertical):
         dep = progress.deployment
         if dep is not None and progress.action == "vercel.redeploy":
             self.followed = dep
-            self._apply({dep.id: dep}, now, remove=False)
+            self.rows[dep.id] = dep
+            self._sync(now)
         self._action_line(progress.line(), failed=progress.state in ("ERROR", "CANCELED", "failed", "skipped"))
 
     def _action_line(self, text: str, *, failed: bool = False) -> None:
-        line = self.query_one("#deploy-action", Static)
+        line = self.query_one("#deploy-action", LiveStatic)
         line.display = bool(text)
         line.set_class(failed, "-failed")
-        line.update(Content(cell(text, 400)))
+        line.show(Content(cell(text, 400)))
 
     # -- keys -------------------------------------------------------------------------------
     def _kernel_actions(self) -> set[str]:

@@ -17,7 +17,7 @@ cheapest first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from rich.text import Text
@@ -97,14 +97,16 @@ class KeyedTable(DataTable[Text]):
     """
     _cell_only: bool = False  # True while a single cell is being updated (see refresh)
 
-    def set_columns(self, columns: Sequence[tuple[str, str]]) -> None:
-        """(key, label) pairs; a different set of columns rebuilds the table (rows included)."""
+    def set_columns(self, columns: Sequence[tuple[str, str]], widths: Mapping[str, int] | None = None) -> None:
+        """(key, label) pairs; a different set of columns rebuilds the table (rows included).
+        `widths` fixes a column's width (key -> cells): for text that arrives after its row or
+        varies in length, whose auto width would otherwise grow (and re-lay-out the table)."""
         wanted = [key for key, _label in columns]
         if [c.value for c in self.columns] == wanted:
             return
         self.clear(columns=True)
         for key, text in columns:
-            self.add_column(Text(text), key=key)
+            self.add_column(Text(text), key=key, width=(widths or {}).get(key))
 
     @property
     def row_keys(self) -> list[str]:
@@ -116,8 +118,10 @@ class KeyedTable(DataTable[Text]):
             return None
         return self.row_keys[self.cursor_row]
 
-    def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
-        """Make the table show exactly `rows` ((key, cells) in order), touching only differences."""
+    def sync(self, rows: Sequence[tuple[str, Cells]]) -> int:
+        """Make the table show exactly `rows` ((key, cells) in order), touching only differences.
+        Returns how many cells of existing rows changed (0: nothing was repainted but added or
+        removed rows)."""
         wanted: dict[str, Cells] = {}
         for key, cells in rows:
             wanted.setdefault(str(key), cells)  # a duplicate key keeps its first row
@@ -129,6 +133,7 @@ class KeyedTable(DataTable[Text]):
                 self.remove_row(key)
         present = set(existing)
         column_keys = list(self.columns)
+        changed = 0
         for key in order:
             cells = [_as_text(c) for c in wanted[key]][: len(column_keys)]
             cells += [Text("")] * (len(column_keys) - len(cells))
@@ -138,6 +143,7 @@ class KeyedTable(DataTable[Text]):
             for column_key, old, new in zip(column_keys, self.get_row(key), cells, strict=True):
                 if old != new:
                     self._set_cell(key, column_key.value or "", new)
+                    changed += 1
         if self.row_keys != order and column_keys:
             first = column_keys[0]
             rank = {id(self.get_cell(key, first)): i for i, key in enumerate(order)}
@@ -146,6 +152,7 @@ class KeyedTable(DataTable[Text]):
             index = self.get_row_index(under_cursor)
             if index != self.cursor_row:
                 self.move_cursor(row=index, animate=False)
+        return changed
 
     def _set_cell(self, row_key: str, column_key: str, value: Text) -> None:
         column = self.columns[ColumnKey(column_key)]

@@ -24,10 +24,22 @@ from textual.widgets import DataTable, Static
 
 from opsconsole.domain.migrations import Migration, MigrationListing, StatementKind
 from opsconsole.ui.format import cell, fmt_age
+from opsconsole.ui.widgets.live import KeyedTable, LiveStatic
 
 KIND_LABEL = {StatementKind.DESTRUCTIVE: "DESTRUCTIVE", StatementKind.ADDITIVE: "additive",
               StatementKind.OTHER: "other", StatementKind.UNKNOWN: "? unknown"}
 REVERT_LABEL = {"rollback": "rollback", "file": "file", "manual": "manual", "problem": "conflict"}
+COLUMNS = ("version", "age", "name", "statements", "undo")
+NAME_CELLS = 22  # the name gives way (Enter shows it in full): at 80 columns the row fits without scrolling
+
+
+def migration_cells(m: Migration, now: datetime, revert: str) -> list[Text]:
+    """One migration's row, in COLUMNS order (Text: names are the migration authors', never markup)."""
+    age = fmt_age((now - m.applied_at).total_seconds()) if m.applied_at else "?"
+    style = "bold red" if m.kind is StatementKind.DESTRUCTIVE else ("yellow" if m.kind is
+                                                                     StatementKind.UNKNOWN else "")
+    return [Text(m.version), Text(age), Text(cell(m.name, NAME_CELLS)), Text(kinds_text(m, short=True), style=style),
+            Text(REVERT_LABEL.get(revert, "manual"))]
 
 
 def kinds_text(m: Migration, *, short: bool = False) -> str:
@@ -134,7 +146,7 @@ class MigrationsView(Vertical):
     MigrationsView .migrations-status { color: $text-muted; }
     MigrationsView.-warn .migrations-status { color: $warning; text-style: bold; }
     MigrationsView.-fail .migrations-status { color: $error; text-style: bold; }
-    MigrationsView DataTable { height: auto; max-height: 10; }
+    MigrationsView KeyedTable { height: 1fr; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -146,10 +158,9 @@ class MigrationsView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(Content("Migrations (supabase_migrations.schema_migrations, newest first)"),
                      classes="migrations-title")
-        yield Static(Content("loading…"), classes="migrations-status")
-        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="migrations-table")
-        for col in ("version", "age", "name", "statements", "undo"):
-            table.add_column(Text(col), key=col)
+        yield LiveStatic(Content("loading…"), classes="migrations-status")
+        table = KeyedTable(cursor_type="row", zebra_stripes=True, id="migrations-table")
+        table.set_columns([(col, col) for col in COLUMNS])
         yield table
 
     def on_mount(self) -> None:
@@ -166,7 +177,7 @@ class MigrationsView(Vertical):
             timer.resume() if active else timer.pause()
 
     def focus_table(self) -> None:
-        self.query_one(DataTable).focus()
+        self.query_one(KeyedTable).focus()
 
     def reload(self) -> None:
         self.run_worker(self._load(), group="migrations-load", exclusive=True, exit_on_error=False)
@@ -177,44 +188,42 @@ class MigrationsView(Vertical):
         self.show(listing, self.app.services.clock())  # type: ignore[attr-defined]
 
     def show(self, listing: MigrationListing, now: datetime) -> None:
+        """A new listing, keyed by version: a poll that changes nothing repaints nothing, an age
+        that moves repaints its cell, and the cursor stays on its migration."""
         self.listing = listing
-        status = self.query_one(".migrations-status", Static)
-        table: DataTable[Text] = self.query_one(DataTable)
-        self.remove_class("-warn", "-fail")
+        status = self.query_one(".migrations-status", LiveStatic)
+        table = self.query_one(KeyedTable)
         if listing.problem is not None:
-            self.add_class("-fail" if listing.details.get("status") == "fail" else "-warn")
-            status.update(Content(cell(listing.problem, 300)))
+            failed = listing.details.get("status") == "fail"
+            self.set_class(failed, "-fail")
+            self.set_class(not failed, "-warn")
+            status.show(Content(cell(listing.problem, 300)))
             table.display = False
             return
-        table.display = bool(listing.migrations)
         reverts = listing.details.get("reverts", {})
-        cursor = table.cursor_row
-        table.clear()
         recent_bad = 0
+        rows: list[tuple[str, list[Text]]] = []
         for m in listing.migrations:
-            age = fmt_age((now - m.applied_at).total_seconds()) if m.applied_at else "?"
             if m.applied_at and (now - m.applied_at).total_seconds() < 86400 and m.kind is StatementKind.DESTRUCTIVE:
                 recent_bad += 1
-            style = "bold red" if m.kind is StatementKind.DESTRUCTIVE else ("yellow" if m.kind is
-                                                                             StatementKind.UNKNOWN else "")
-            table.add_row(Text(m.version), Text(age), Text(cell(m.name, 22)), Text(kinds_text(m, short=True),
-                                                                                  style=style),
-                          Text(REVERT_LABEL.get(str(reverts.get(m.version, "manual")), "manual")), key=m.version)
-        if 0 <= cursor < table.row_count:
-            table.move_cursor(row=cursor, animate=False)
+            rows.append((m.version, migration_cells(m, now, str(reverts.get(m.version, "manual")))))
+        table.sync(rows)
+        table.display = bool(listing.migrations)
+        # Classes set once each (no remove-then-add): an unchanged poll restyles nothing.
+        self.set_class(False, "-fail")
+        self.set_class(bool(recent_bad), "-warn")
         parts = [f"{len(listing.migrations)} migrations", listing.applied_basis]
         if recent_bad:
             parts.insert(0, f"{recent_bad} DESTRUCTIVE in the last 24 h")
-            self.add_class("-warn")
         parts.append("Enter: statements · V: revert (dry run first)")
-        status.update(Content(" · ".join(parts)))
+        status.show(Content(" · ".join(parts)))
 
     def cursor_migration(self) -> Migration | None:
         listing = self.listing
-        table: DataTable[Text] = self.query_one(DataTable)
-        if listing is None or not listing.migrations or not 0 <= table.cursor_row < len(listing.migrations):
+        key = self.query_one(KeyedTable).cursor_key()
+        if listing is None or key is None:
             return None
-        return listing.migrations[table.cursor_row]
+        return next((m for m in listing.migrations if m.version == key), None)
 
     @on(DataTable.RowSelected, "#migrations-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -22,7 +22,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, ProgressBar, Static
@@ -37,6 +36,7 @@ from opsconsole.domain.n8n import (
     id_key,
 )
 from opsconsole.ui.format import cell, fmt_age
+from opsconsole.ui.widgets.live import KeyedTable, LiveStatic
 
 if TYPE_CHECKING:
     from opsconsole.actions.model import Outcome, Preview, Refusal
@@ -52,6 +52,7 @@ LOADING = "…"
 # Columns whose text arrives after the row get a fixed width: a width change re-lays out the screen.
 FIXED_WIDTH = {"error": 60, "node": 30}
 ERRORS_BATCH_S = 0.15  # errors arriving within this long are drawn in one update
+SLOW_PAGE_MS = 500.0  # a page slower than this says so in the status line
 
 
 def _started(moment: datetime, now: datetime) -> str:
@@ -245,7 +246,7 @@ class ExecutionsView(Vertical):
     ExecutionsView .n8n-status { color: $text-muted; }
     ExecutionsView .n8n-selection { color: $accent; text-style: bold; }
     ExecutionsView.-error .n8n-status { color: $error; text-style: bold; }
-    ExecutionsView DataTable { height: auto; max-height: 12; }
+    ExecutionsView KeyedTable { height: 1fr; }
     ExecutionsView Input { display: none; }
     ExecutionsView Input.-shown { display: block; }
     """
@@ -263,20 +264,18 @@ class ExecutionsView(Vertical):
         self.error: str | None = None
         self.loads = 0
         self.cell_updates = 0  # cells changed in place (rows are never cleared and re-added)
-        self._shown: dict[str, tuple[str, ...]] = {}
         self._families = RetryFamilies()
         self._arrived: list[str] = []  # errors read but not drawn yet
         self._flush_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(Content("Failed executions"), classes="n8n-title", id="n8n-title")
-        yield Static(Content("loading…"), classes="n8n-status", id="n8n-status")
-        yield Static(Content(self.selection_text()), classes="n8n-selection", id="n8n-selection")
+        yield LiveStatic(Content("Failed executions"), classes="n8n-title", id="n8n-title")
+        yield LiveStatic(Content("loading…"), classes="n8n-status", id="n8n-status")
+        yield LiveStatic(Content(self.selection_text()), classes="n8n-selection", id="n8n-selection")
         yield Input(placeholder="filter: words in id, workflow, status, mode, node or error; retried / -retried "
                                 "(Enter applies, Esc closes)", id="n8n-filter")
-        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="n8n-table")
-        for key, label in COLUMNS:
-            table.add_column(Text(label), key=key, width=FIXED_WIDTH.get(key))
+        table = KeyedTable(cursor_type="row", zebra_stripes=True, id="n8n-table")
+        table.set_columns(COLUMNS, widths=FIXED_WIDTH)
         yield table
 
     @property
@@ -326,11 +325,9 @@ class ExecutionsView(Vertical):
         arrived, self._arrived = self._arrived, []
         if not arrived or not self.is_attached:
             return
-        with self.app.batch_update():
-            for ident in arrived:
-                self._update_row(ident)
+        self._render_rows()  # one sync for the batch: only the cells that changed repaint
 
-    def _cells(self, ex: Execution, now: datetime) -> tuple[str, ...]:
+    def _cells(self, ex: Execution, now: datetime) -> list[Text]:
         names = self.page.names if self.page else {}
         error = self.errors.get(ex.id)
         if error is None:
@@ -338,60 +335,27 @@ class ExecutionsView(Vertical):
         else:
             node, text = error.node or "–", error.first_line or error.problem or "–"
         status = "retried" if self._families.resolved(ex.id) else ex.status
-        return ("●" if ex.id in self.selected else "", ex.id, _started(ex.started_at, now),
-                cell(names.get(ex.workflow_id) or ex.workflow_id, 20), cell(status, 10), cell(text, 120),
-                cell(node, 30), _took(ex.duration_s), cell(ex.mode, 10))
+        # Text, not str: DataTable parses str as markup, and these are what n8n (and its workflows) sent
+        return [Text("●" if ex.id in self.selected else ""), Text(ex.id), Text(_started(ex.started_at, now)),
+                Text(cell(names.get(ex.workflow_id) or ex.workflow_id, 20)), Text(cell(status, 10)),
+                Text(cell(text, 120)), Text(cell(node, 30)), Text(_took(ex.duration_s)), Text(cell(ex.mode, 10))]
 
     def _render_rows(self) -> None:
-        """Make the table show `self.rows` in order, touching only what changed."""
-        table: DataTable[Text] = self.query_one(DataTable)
+        """Make the table show `self.rows` in order, keyed by execution id (KeyedTable): only what
+        changed repaints, and the cursor stays on its execution."""
+        table = self.query_one(KeyedTable)
         now = self.services.clock()
-        under = self.current()
-        wanted = {ex.id: self._cells(ex, now) for ex in self.rows}
-        added = False
-        with self.app.batch_update():
-            for key in [k for k in self._shown if k not in wanted]:
-                table.remove_row(key)
-                del self._shown[key]
-            for ex in self.rows:
-                cells = wanted[ex.id]
-                old = self._shown.get(ex.id)
-                if old is None:
-                    table.add_row(*(Text(c) for c in cells), key=ex.id)
-                    added = True
-                else:
-                    self._patch(table, ex.id, old, cells)
-                self._shown[ex.id] = cells
-            if added:
-                order = {ex.id: i for i, ex in enumerate(self.rows)}
-                table.sort("id", key=lambda value: order.get(str(value), len(order)))
-        if under is not None and under.id in self._shown:
-            table.move_cursor(row=table.get_row_index(under.id), animate=False)
-
-    def _patch(self, table: DataTable[Text], key: str, old: tuple[str, ...], cells: tuple[str, ...]) -> None:
-        for (column, _label), before, after in zip(COLUMNS, old, cells, strict=True):
-            if before != after:
-                table.update_cell(key, column, Text(after))
-                self.cell_updates += 1
-
-    def _update_row(self, execution_id: str) -> None:
-        ex = next((r for r in self.rows if r.id == execution_id), None)
-        old = self._shown.get(execution_id)
-        if ex is None or old is None:
-            return
-        cells = self._cells(ex, self.services.clock())
-        self._patch(self.query_one(DataTable), execution_id, old, cells)
-        self._shown[execution_id] = cells
+        self.cell_updates += table.sync([(ex.id, self._cells(ex, now)) for ex in self.rows])
 
     def _status(self) -> None:
         self.set_class(self.error is not None, "-error")
-        status = self.query_one("#n8n-status", Static)
+        status = self.query_one("#n8n-status", LiveStatic)
         if self.error is not None:
-            status.update(Content(cell(self.error, 300)))
+            status.show(Content(cell(self.error, 300)))
             return
         page = self.page
         if page is None:
-            status.update(Content("loading…"))
+            status.show(Content("loading…"))
             return
         depth = len(self.back)
         first = depth * PAGE_SIZE + 1
@@ -402,14 +366,18 @@ class ExecutionsView(Vertical):
             parts.append(f"filter {self.flt.describe()!r} ({page.scanned:,} looked at)")
         if page.note:
             parts.append(page.note)
-        parts.append(f"{page.latency_ms:.0f} ms")
-        status.update(Content(" · ".join(parts)))
-        self.query_one("#n8n-selection", Static).update(Content(self.selection_text()))
+        if page.latency_ms >= SLOW_PAGE_MS:  # only when it says something (a slow n8n), as on the DLQ tab
+            parts.append(f"page took {page.latency_ms:.0f} ms")
+        status.show(Content(" · ".join(parts)))
+        self._show_selection()
         scope = self.services.settings.n8n
         watched = len(scope.workflows) if scope is not None else 0
         title = f"Failed executions ({watched} watched workflow{'s' if watched != 1 else ''})" if watched \
             else "Failed executions (all workflows)"
-        self.query_one("#n8n-title", Static).update(Content(title))
+        self.query_one("#n8n-title", LiveStatic).show(Content(title))
+
+    def _show_selection(self, text: str | None = None) -> None:
+        self.query_one("#n8n-selection", LiveStatic).show(Content(self.selection_text() if text is None else text))
 
     def selection_text(self) -> str:
         runs = "L saved workflow: " + ("ON" if self.load_workflow else "off")
@@ -418,11 +386,8 @@ class ExecutionsView(Vertical):
         return f"space selects · R retries selection or row · {runs}"
 
     def current(self) -> Execution | None:
-        table: DataTable[Text] = self.query_one(DataTable)
-        if not self.rows or not 0 <= table.cursor_row < table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        return next((r for r in self.rows if r.id == key), None)
+        key = self.query_one(KeyedTable).cursor_key()
+        return next((r for r in self.rows if r.id == key), None) if key is not None else None
 
     # -- keys -------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -445,7 +410,7 @@ class ExecutionsView(Vertical):
         self.flt = ExecutionFilter(event.value.strip())
         self.position, self.back = None, []
         event.input.remove_class("-shown")
-        self.query_one(DataTable).focus()
+        self.query_one(KeyedTable).focus()
         self.reload()
 
     def on_key(self, event: Any) -> None:
@@ -453,7 +418,7 @@ class ExecutionsView(Vertical):
         if event.key == "escape" and box.has_focus:
             event.stop()
             box.remove_class("-shown")
-            self.query_one(DataTable).focus()
+            self.query_one(KeyedTable).focus()
 
     def action_page(self, direction: str) -> None:
         if self.page is None:
@@ -470,7 +435,7 @@ class ExecutionsView(Vertical):
                 self.app.notify("This is the newest page.", title="n8n", timeout=3)
                 return
             self.position = self.back.pop()
-        self.query_one(DataTable).move_cursor(row=0, animate=False)
+        self.query_one(KeyedTable).move_cursor(row=0, animate=False)
         self.reload()
 
     def action_first_page(self) -> None:
@@ -488,19 +453,19 @@ class ExecutionsView(Vertical):
             return
         else:
             self.selected.add(ex.id)
-        self._update_row(ex.id)
-        self.query_one("#n8n-selection", Static).update(Content(self.selection_text()))
-        self.query_one(DataTable).action_cursor_down()
+        self._render_rows()
+        self._show_selection()
+        self.query_one(KeyedTable).action_cursor_down()
 
     def action_clear(self) -> None:
         cleared, self.selected = self.selected, set()
-        for key in cleared:
-            self._update_row(key)
-        self.query_one("#n8n-selection", Static).update(Content(self.selection_text()))
+        if cleared:
+            self._render_rows()
+        self._show_selection()
 
     def action_toggle_load_workflow(self) -> None:
         self.load_workflow = not self.load_workflow
-        self.query_one("#n8n-selection", Static).update(Content(self.selection_text()))
+        self._show_selection()
         self.app.notify("Retries run the workflow as saved now (load_workflow=true)." if self.load_workflow else
                         "Retries run the snapshot each execution ran (load_workflow=false).", title="n8n retry",
                         timeout=4)
@@ -548,14 +513,13 @@ class ExecutionsView(Vertical):
         kernel = self.services.kernel
         if kernel is None:
             return
-        line = self.query_one("#n8n-selection", Static)
         noun = "execution" if len(ids) == 1 else f"{len(ids)} executions"
-        line.update(Content(f"reading {noun} and testing their credentials for the retry preview…"))
+        self._show_selection(f"reading {noun} and testing their credentials for the retry preview…")
         try:
             preview: Preview | Refusal = await kernel.prepare("n8n.retry", {"execution": ids,
                                                                              "load_workflow": self.load_workflow})
         finally:
-            line.update(Content(self.selection_text()))
+            self._show_selection()
         if isinstance(preview, Refusal):
             self.app.notify(preview.message, title="Refused", severity="error", markup=False, timeout=15)
             return

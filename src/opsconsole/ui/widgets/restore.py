@@ -23,10 +23,21 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
-from opsconsole.domain.backups import DOWNTIME_WARNING, BackupListing
+from opsconsole.domain.backups import DOWNTIME_WARNING, Backup, BackupListing
 from opsconsole.ui.format import cell, fmt_age
+from opsconsole.ui.widgets.live import KeyedTable, LiveStatic
+
+COLUMNS = ("id", "status", "taken", "age", "kind")
+_PROGRESS_CLASSES = ("-restoring", "-restore-failed", "-restored")
+
+
+def backup_cells(b: Backup, now: datetime) -> list[Text]:
+    """One backup's row, in COLUMNS order."""
+    return [Text(str(b.id)), Text(b.status, style="bold red" if b.status == "FAILED" else ""),
+            Text(f"{b.inserted_at:%Y-%m-%d %H:%M} UTC"), Text(fmt_age((now - b.inserted_at).total_seconds())),
+            Text("physical" if b.is_physical else "logical")]
 
 
 class RestoreRequestScreen(ModalScreen[dict[str, Any] | None]):
@@ -102,7 +113,7 @@ class RestoreView(Vertical):
     RestoreView.-restore-failed .restore-progress { display: block; background: $error; color: $text;
         text-style: bold; padding: 0 1; }
     RestoreView.-restored .restore-progress { display: block; color: $success; }
-    RestoreView DataTable { height: auto; max-height: 9; }
+    RestoreView KeyedTable { height: 1fr; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -114,11 +125,10 @@ class RestoreView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(Content("Backups (Management API) · R restores the one under the cursor · T a point in time"),
                      classes="restore-title")
-        yield Static(Content(""), classes="restore-progress", id="restore-progress")
-        yield Static(Content("loading…"), classes="restore-status")
-        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="backups-table")
-        for col in ("id", "status", "taken", "age", "kind"):
-            table.add_column(Text(col), key=col)
+        yield LiveStatic(Content(""), classes="restore-progress", id="restore-progress")
+        yield LiveStatic(Content("loading…"), classes="restore-status")
+        table = KeyedTable(cursor_type="row", zebra_stripes=True, id="backups-table")
+        table.set_columns([(col, col) for col in COLUMNS])
         yield table
 
     def on_mount(self) -> None:
@@ -136,59 +146,55 @@ class RestoreView(Vertical):
         self.show(await self._services.backup_listing(), self._services.clock())
 
     def show(self, listing: BackupListing, now: datetime) -> None:
+        """A new listing, keyed by backup id: a poll that changes nothing repaints nothing, and the
+        cursor stays on its backup."""
         self.listing = listing
-        status = self.query_one(".restore-status", Static)
-        table: DataTable[Text] = self.query_one(DataTable)
+        status = self.query_one(".restore-status", LiveStatic)
+        table = self.query_one(KeyedTable)
         self.set_class(listing.inventory is None and listing.status.value == "fail", "-fail")
         if listing.inventory is None:
-            status.update(Content(cell(listing.problem or "no backups", 300)))
+            status.show(Content(cell(listing.problem or "no backups", 300)))
             table.display = False
             self.tick()
             return
         inv = listing.inventory
-        cursor = table.cursor_row
-        table.clear()
-        for b in inv.backups:
-            table.add_row(Text(str(b.id)), Text(b.status, style="bold red" if b.status == "FAILED" else ""),
-                          Text(f"{b.inserted_at:%Y-%m-%d %H:%M} UTC"),
-                          Text(fmt_age((now - b.inserted_at).total_seconds())),
-                          Text("physical" if b.is_physical else "logical"), key=str(b.id))
+        table.sync([(str(b.id), backup_cells(b, now)) for b in inv.backups])
         table.display = bool(inv.backups)
-        if 0 <= cursor < table.row_count:
-            table.move_cursor(row=cursor, animate=False)
         window = inv.pitr_window
         if inv.pitr_enabled and window is not None and window.earliest and window.latest:
             pitr = f"PITR on: any time from {window.earliest:%Y-%m-%d %H:%M} to {window.latest:%Y-%m-%d %H:%M} UTC"
         else:
             pitr = "PITR off: only the daily backups below can be restored"
-        status.update(Content(f"{inv.region} · {pitr}"))
+        status.show(Content(f"{inv.region} · {pitr}"))
         self.tick()
 
     def tick(self) -> None:
-        """The restore in progress (or the last one), with the elapsed time against the estimate."""
+        """The restore in progress (or the last one), with the elapsed time against the estimate.
+        Once a second, shown or not: each class is set once (never removed and re-added) and the
+        line repaints only when its text changes, so a still state costs nothing."""
         state = self._services.restore_state
         shown = state.last() if state is not None else None
-        progress = self.query_one("#restore-progress", Static)
-        self.remove_class("-restoring", "-restore-failed", "-restored")
+        progress = self.query_one("#restore-progress", LiveStatic)
         if shown is None:
-            return
-        now = self._services.clock()
-        if shown.active:
-            self.add_class("-restoring")
-            progress.update(Content(cell(shown.describe(now) + " — the database is OFFLINE", 300)))
-        elif shown.final_status == "RESTORE_FAILED":
-            self.add_class("-restore-failed")
-            progress.update(Content(cell(shown.describe(now) + " — see the Supabase dashboard", 300)))
+            wanted, text = "", ""
         else:
-            self.add_class("-restored")
-            progress.update(Content(cell(shown.describe(now), 300)))
+            now = self._services.clock()
+            if shown.active:
+                wanted, text = "-restoring", shown.describe(now) + " — the database is OFFLINE"
+            elif shown.final_status == "RESTORE_FAILED":
+                wanted, text = "-restore-failed", shown.describe(now) + " — see the Supabase dashboard"
+            else:
+                wanted, text = "-restored", shown.describe(now)
+        for cls in _PROGRESS_CLASSES:
+            self.set_class(cls == wanted, cls)
+        progress.show(Content(cell(text, 300)))
 
     def cursor_backup(self) -> int | None:
         inv = self.listing.inventory if self.listing is not None else None
-        table: DataTable[Text] = self.query_one(DataTable)
-        if inv is None or not inv.backups or not 0 <= table.cursor_row < len(inv.backups):
+        key = self.query_one(KeyedTable).cursor_key()
+        if inv is None or key is None:
             return None
-        return inv.backups[table.cursor_row].id
+        return next((b.id for b in inv.backups if str(b.id) == key), None)
 
     # -- the restore ----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
