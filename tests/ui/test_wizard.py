@@ -273,7 +273,9 @@ async def test_an_action_in_flight_at_the_kill_is_outcome_unknown_until_verified
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _wizard(pilot)
         wiz = screen.wizard
-        assert wiz.visit is not None and wiz.visit.state == "unknown" and wiz.visit.attempt == lost.attempt
+        # the resume settles the attempt left in flight (journal read, pid checked) just after the screen opens
+        await wait_for(pilot, lambda: wiz.visit is not None and wiz.visit.state == "unknown", what="outcome unknown")
+        assert wiz.visit is not None and wiz.visit.attempt == lost.attempt
         await wait_for(pilot, lambda: _text(screen, "#wiz-results").startswith(
             "outcome unknown: vercel.redeploy was running when the console stopped"), what="outcome unknown")
         shown = {ab.binding.action for ab in screen.active_bindings.values() if ab.binding.show and ab.enabled}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from datetime import datetime
@@ -99,6 +100,7 @@ class OpsApp(App[None]):
         self._in_flight: set[str] = set()
         self._next_due: dict[str, float] = {}  # check id -> monotonic time its next poll is due
         self._poll_timer: Timer | None = None
+        self._exit_timer: asyncio.TimerHandle | None = None  # the fallback after SIGTERM (on_unmount cancels it)
         self._theme_problems: list[str] = []
         for t in builtin_themes():
             self.register_theme(t)
@@ -199,7 +201,7 @@ class OpsApp(App[None]):
         # A graceful exit can stall (a check in flight, a terminal that no longer reads): after a
         # second, leave the loop outright. SystemExit raised by a loop callback, never inside a
         # worker, always propagates.
-        asyncio.get_running_loop().call_later(EXIT_GRACE_S, self._exit_now, signum)
+        self._exit_timer = asyncio.get_running_loop().call_later(EXIT_GRACE_S, self._exit_now, signum)
 
     @staticmethod
     def _exit_now(signum: int) -> None:
@@ -524,6 +526,15 @@ class OpsApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.services.aclose()
+        # Exited in time: no fallback, and no handler left on a loop that outlives the app (tests).
+        if self._exit_timer is not None:
+            self._exit_timer.cancel()
+        import signal
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGHUP, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
 
     @property
     def checks_in_flight(self) -> list[str]:
