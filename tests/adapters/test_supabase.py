@@ -385,7 +385,7 @@ async def test_fault_matrix(healthy: Env, check_id: str, fault_name: str) -> Non
     started = time.monotonic()
     r = await run_check(settings, check_id)
     print(f"{check_id:22} {fault_name:9} {r.status.value:5} {r.summary}")
-    assert time.monotonic() - started < TIMEOUT_S + 1.0
+    assert time.monotonic() - started < TIMEOUT_S + 3.0  # bounded by the timeout (with room for a loaded machine)
     assert r.status is expected_status, r.summary
     for word in SPECIFIC.get((check_id, fault_name), words):
         assert word in r.summary, r.summary

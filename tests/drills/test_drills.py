@@ -147,9 +147,10 @@ async def test_drill_walked_to_green(scenario: str, runbook_id: str, actions: tu
         def fix_credential() -> None:
             httpx.post(f"{n8n_base}/__sim/n8n/credentials/sbProdSvcRole7Kq/fix", json={}).raise_for_status()
 
-        # a restore keeps the project RESTORING for env.restore_s: the verify step's re-checks wait for it
-        log, settings, (wizard, _board) = await _drill(env, tmp_path, runbook_id,
-                                                       patience_s=60.0 if scenario == "data-corruption" else 5.0,
+        # a restore keeps the project RESTORING for env.restore_s, and retried n8n executions take a
+        # moment to finish: the verify step's re-checks wait for them (on a loaded machine too)
+        slow = scenario in ("data-corruption", "n8n-sync")
+        log, settings, (wizard, _board) = await _drill(env, tmp_path, runbook_id, patience_s=60.0 if slow else 5.0,
                                                        by_hand={"fix-credentials": fix_credential})
         left = env.world.active  # what the demo world still holds broken: the cause, not just a check
     events = _events(settings)

@@ -77,8 +77,10 @@ class DialogHarness(App[None]):
 
 
 async def _settle(pilot: Any) -> None:
-    await pilot.pause()
-    await pilot.pause()
+    """The dialog fits itself after its first refresh (`call_after_refresh`, maybe twice): let both
+    rounds happen, also on a loaded machine, before the picture is taken."""
+    for _ in range(4):
+        await pilot.pause(0.05)
 
 
 @pytest.mark.parametrize("size", [(100, 30), (80, 24)])
