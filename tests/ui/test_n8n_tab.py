@@ -224,7 +224,8 @@ async def test_polls_update_cells_in_place_never_clearing_the_table(sim: n8n_sim
                      "the retried row")
         assert clears == []
         assert [str(k.value) for k in table.rows] == keys_before
-        assert view.cell_updates == updates + 1  # exactly the one cell that changed
+        # the retried status, plus at most an age or two that crossed a minute meanwhile: never the table
+        assert updates + 1 <= view.cell_updates <= updates + 3
 
 
 async def test_a_new_failure_at_the_top_keeps_the_cursor_on_its_execution(sim: n8n_sim.N8nSimulator,
